@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from carriers.model import TrackingQuery, TrackingResult
@@ -35,10 +36,19 @@ class TrackingSource(Protocol):
 
 
 class SourceFactory(Protocol):
-    """Builds a source from its config table; ``http`` is a shared async client or ``None``."""
+    """Builds a source from its config table.
+
+    ``http`` is a shared ``httpx.AsyncClient`` (or ``None`` to make one); ``clock`` returns
+    the current aware time and is injected so tests and ``--now`` control it.
+    """
 
     def __call__(
-        self, name: str, options: Mapping[str, Any], *, http: Any | None = None
+        self,
+        name: str,
+        options: Mapping[str, Any],
+        *,
+        http: Any | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> TrackingSource:
         """Return a ready source named ``name``."""
         ...

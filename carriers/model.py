@@ -117,11 +117,19 @@ class TrackingError:
 
 @dataclass(frozen=True, slots=True)
 class TrackingQuery:
-    """What an adapter needs to look one parcel up."""
+    """What an adapter needs to look one parcel up, plus optional hints some providers use.
+
+    ``phone`` is the buyer's phone (SF and some others need its last digits); ``origin``,
+    ``destination`` and ``shipped_at`` are hints (Kuaidi100 takes from/to cities; the
+    sandbox anchors its simulated history on them).
+    """
 
     courier: str
     tracking_number: str
     phone: str | None = None
+    origin: Location | None = None
+    destination: Location | None = None
+    shipped_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
