@@ -1,0 +1,252 @@
+"""The database schema (SQLAlchemy Core). Migrations in ``migrations/`` must match it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from tracker.store.types import UTCDateTime
+
+__all__ = [
+    "alerts",
+    "buyers",
+    "metadata",
+    "notices",
+    "order_items",
+    "orders",
+    "runtime_state",
+    "shipments",
+    "ticket_log",
+    "tickets",
+    "tracking_events",
+]
+
+# Named constraints so migrations and batch ALTERs work alike on SQLite and PostgreSQL.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identity columns.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+buyers = Table(
+    "buyers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("phone", String(20), nullable=False, unique=True),
+    Column("name", String(100), nullable=False),
+    Column("chat_id", String(200)),
+    Column("opt_out", Boolean, nullable=False, default=False),
+    Column("opt_out_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", String(64), nullable=False, unique=True),
+    Column("buyer_id", ForeignKey("buyers.id"), nullable=False, index=True),
+    Column("paid_at", UTCDateTime(), nullable=False),
+    Column("ship_by", UTCDateTime()),
+    Column("deliver_by", UTCDateTime()),
+    Column("origin_province", String(40), nullable=False),
+    Column("origin_city", String(40), nullable=False),
+    Column("dest_province", String(40), nullable=False),
+    Column("dest_city", String(40), nullable=False),
+    Column("dest_district", String(40)),
+    Column("dest_address", String(300)),
+    Column("items_weight_kg", Float),
+    # False once every parcel is finished and no ticket is open: the periodic pass skips it.
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_orders_active_id", "active", "id"),
+)
+
+order_items = Table(
+    "order_items",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_pk", ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("line_no", Integer, nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("qty", Integer, nullable=False),
+    Column("unit_weight_kg", Float),
+)
+
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_pk", ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("courier", String(20), nullable=False),
+    Column("tracking_number", String(40), nullable=False),
+    Column("shipped_at", UTCDateTime()),
+    Column("status", String(20), nullable=False, default="pending"),
+    Column("source", String(40)),
+    Column("weight_kg", Float),
+    Column("weight_source", String(20)),
+    Column("provider_finished", Boolean, nullable=False, default=False),
+    Column("first_scan_at", UTCDateTime()),
+    Column("last_scan_at", UTCDateTime()),
+    Column("delivered_at", UTCDateTime()),
+    Column("next_poll_at", UTCDateTime()),
+    Column("claimed_until", UTCDateTime()),
+    Column("claimed_by", String(80)),
+    Column("last_polled_at", UTCDateTime()),
+    Column("poll_count", Integer, nullable=False, default=0),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("error_kind", String(30)),
+    Column("error_message", Text),
+    Column("error_excerpt", Text),
+    Column("error_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("order_pk", "tracking_number", name="uq_shipments_order_tracking"),
+    Index("ix_shipments_tracking_number", "tracking_number"),
+    Index("ix_shipments_next_poll_at", "next_poll_at"),
+)
+
+tracking_events = Table(
+    "tracking_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("shipment_id", ForeignKey("shipments.id", ondelete="CASCADE"), nullable=False),
+    Column("time", UTCDateTime(), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("raw_code", String(60), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("problem", String(20)),
+    Column("country", String(40)),
+    Column("province", String(40)),
+    Column("city", String(40)),
+    Column("district", String(40)),
+    # sha1 of time|raw_code|text: the dedupe identity without indexing long texts
+    Column("dedupe_key", String(40), nullable=False),
+    Column("source", String(40)),
+    Column("ingested_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("shipment_id", "dedupe_key", name="uq_tracking_events_dedupe"),
+    Index("ix_tracking_events_shipment_time", "shipment_id", "time"),
+)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_pk", ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    Column("shipment_id", ForeignKey("shipments.id", ondelete="SET NULL")),
+    Column("courier", String(20)),
+    Column("tracking_number", String(40)),
+    Column("kind", String(30), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("status", String(15), nullable=False),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("acknowledged_at", UTCDateTime()),
+    Column("resolved_at", UTCDateTime()),
+    Column("resolution", Text),
+    Column("note", Text),
+    Column("evidence", JSON, nullable=False),
+    Column("suggested_action", Text, nullable=False),
+    Column("detections", Integer, nullable=False, default=1),
+    # One open (not resolved) ticket per order and kind, enforced by the database.
+    Index(
+        "uq_tickets_open_order_kind",
+        "order_pk",
+        "kind",
+        unique=True,
+        sqlite_where=text("status != 'resolved'"),
+        postgresql_where=text("status != 'resolved'"),
+    ),
+    Index("ix_tickets_status_kind", "status", "kind"),
+    Index("ix_tickets_opened_at", "opened_at"),
+)
+
+ticket_log = Table(
+    "ticket_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ticket_id", ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("severity", String(10)),
+    Column("note", Text),
+    Column("actor", String(80)),
+)
+
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ticket_id", ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("order_pk", ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    Column("buyer_id", ForeignKey("buyers.id"), nullable=False, index=True),
+    Column("channel", String(10), nullable=False),
+    Column("recipient", String(200), nullable=False),
+    Column("template", String(40), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("idempotency_key", String(120), nullable=False, unique=True),
+    Column("status", String(12), nullable=False),
+    Column("scheduled_for", UTCDateTime(), nullable=False),
+    Column("sent_at", UTCDateTime()),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_until", UTCDateTime()),
+    Column("claimed_by", String(80)),
+    Column("reason", Text),
+    Column("provider", String(30)),
+    Column("provider_message_id", String(120)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_notices_status_scheduled", "status", "scheduled_for"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ticket_id", ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("event_type", String(30), nullable=False),
+    Column("endpoint", String(60), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("idempotency_key", String(120), nullable=False, unique=True),
+    Column("status", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("claimed_until", UTCDateTime()),
+    Column("claimed_by", String(80)),
+    Column("sent_at", UTCDateTime()),
+    Column("reason", Text),
+    Column("response_status", Integer),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_alerts_status_next", "status", "next_attempt_at"),
+)
+
+runtime_state = Table(
+    "runtime_state",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
