@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, or_, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.engine import Connection
 
 from carriers.model import (
@@ -20,7 +20,7 @@ from carriers.model import (
     latest_status,
 )
 from tracker.domain.schedule import next_poll_after_error, next_poll_after_success
-from tracker.store.sql import insert_ignore
+from tracker.store.sql import claim_rows, insert_ignore
 from tracker.store.tables import buyers, orders, shipments, tracking_events
 
 __all__ = [
@@ -72,31 +72,16 @@ def dedupe_key(event: TrackingEvent) -> str:
 def claim_due_shipments(
     conn: Connection, now: datetime, limit: int, lease: timedelta, worker: str
 ) -> list[ClaimedShipment]:
-    """Lease up to ``limit`` parcels due for polling; concurrent workers never get the same one.
-
-    On PostgreSQL the candidates are locked with ``FOR UPDATE SKIP LOCKED``; SQLite allows a
-    single writer, so the UPDATE itself is the claim. An expired lease counts as free.
-    """
-    due = (
-        select(shipments.c.id)
-        .where(
-            and_(
-                shipments.c.next_poll_at <= now,
-                or_(shipments.c.claimed_until.is_(None), shipments.c.claimed_until < now),
-            )
-        )
-        .order_by(shipments.c.next_poll_at)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    claimed_ids = list(
-        conn.execute(
-            update(shipments)
-            .where(shipments.c.id.in_(due.scalar_subquery()))
-            .values(claimed_until=now + lease, claimed_by=worker)
-            .returning(shipments.c.id)
-        ).scalars()
+    """Lease up to ``limit`` parcels due for polling; concurrent workers never get the same one."""
+    claimed_ids = claim_rows(
+        conn,
+        shipments,
+        shipments.c.next_poll_at <= now,
+        shipments.c.next_poll_at,
+        limit=limit,
+        now=now,
+        lease=lease,
+        worker=worker,
     )
     if not claimed_ids:
         return []

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import ColumnElement, Table, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-__all__ = ["insert_ignore"]
+__all__ = ["claim_rows", "insert_ignore"]
 
 
 def insert_ignore(
@@ -20,5 +21,38 @@ def insert_ignore(
     dialect = conn.dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
     stmt = module.insert(table).on_conflict_do_nothing(index_elements=keys)
-    result = conn.execute(stmt, rows)
-    return max(result.rowcount, 0)
+    # rowcount is unreliable for executemany; RETURNING counts exactly what was inserted
+    result = conn.execute(stmt.returning(table.c.id), rows)
+    return len(result.all())
+
+
+def claim_rows(
+    conn: Connection,
+    table: Table,
+    due: ColumnElement[bool],
+    order_by: ColumnElement[Any],
+    *,
+    limit: int,
+    now: datetime,
+    lease: timedelta,
+    worker: str,
+) -> list[int]:
+    """Lease up to ``limit`` due rows for ``worker``; concurrent workers never share a row.
+
+    The table needs ``claimed_until`` and ``claimed_by`` columns; an expired lease counts as
+    free, so rows held by a killed process come back by themselves. On PostgreSQL candidates
+    are locked with ``FOR UPDATE SKIP LOCKED``; on SQLite the single writer makes the UPDATE
+    itself the claim.
+    """
+    free = or_(table.c.claimed_until.is_(None), table.c.claimed_until < now)
+    candidates = select(table.c.id).where(and_(due, free)).order_by(order_by).limit(limit)
+    if conn.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    return list(
+        conn.execute(
+            update(table)
+            .where(table.c.id.in_(candidates.scalar_subquery()))
+            .values(claimed_until=now + lease, claimed_by=worker)
+            .returning(table.c.id)
+        ).scalars()
+    )

@@ -172,6 +172,9 @@ tickets = Table(
     Column("evidence", JSON, nullable=False),
     Column("suggested_action", Text, nullable=False),
     Column("detections", Integer, nullable=False, default=1),
+    # Set when an agent resolves by hand: the same kind is not reopened for this order
+    # until its condition has cleared once (no second notice to the buyer).
+    Column("reopen_blocked", Boolean, nullable=False, default=False),
     # One open (not resolved) ticket per order and kind, enforced by the database.
     Index(
         "uq_tickets_open_order_kind",

@@ -172,6 +172,7 @@ def upgrade() -> None:
         sa.Column("evidence", sa.JSON(), nullable=False),
         sa.Column("suggested_action", sa.Text(), nullable=False),
         sa.Column("detections", sa.Integer(), nullable=False),
+        sa.Column("reopen_blocked", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["order_pk"], ["orders.id"], name=op.f("fk_tickets_order_pk_orders"), ondelete="CASCADE"
         ),

@@ -1,0 +1,97 @@
+"""Contracts for buyer channels and agent alert senders, and the dry-run implementations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = [
+    "AlertSender",
+    "BuyerChannel",
+    "DryRunAlertSender",
+    "DryRunChannel",
+    "OutgoingAlert",
+    "OutgoingNotice",
+    "SendResult",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingNotice:
+    """One buyer notice ready to send; ``idempotency_key`` lets the gateway drop repeats."""
+
+    notice_id: int
+    order_id: str
+    channel: str
+    recipient: str
+    body: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingAlert:
+    """One agent alert delivery to one endpoint."""
+
+    alert_id: int
+    endpoint: str
+    payload: dict[str, Any]
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What a provider said: accepted (with its message id), or a retryable/permanent failure."""
+
+    ok: bool
+    provider: str
+    message_id: str | None = None
+    retryable: bool = False
+    reason: str | None = None
+    status_code: int | None = None
+    disable_endpoint: bool = False
+
+
+class BuyerChannel(Protocol):
+    """An SMS or chat provider."""
+
+    name: str
+
+    async def send(self, notice: OutgoingNotice) -> SendResult:
+        """Deliver one notice; never raises for provider trouble."""
+        ...
+
+
+class AlertSender(Protocol):
+    """An agent webhook endpoint."""
+
+    name: str
+
+    async def send(self, alert: OutgoingAlert) -> SendResult:
+        """Deliver one alert; never raises for endpoint trouble."""
+        ...
+
+
+class DryRunChannel:
+    """Records a notice as handled without contacting anyone (the default provider)."""
+
+    def __init__(self, name: str = "dry-run") -> None:
+        self.name = name
+        self.sent: list[OutgoingNotice] = []
+
+    async def send(self, notice: OutgoingNotice) -> SendResult:
+        """Accept every notice and remember it."""
+        self.sent.append(notice)
+        return SendResult(ok=True, provider="dry-run", message_id=f"dry-run-{notice.notice_id}")
+
+
+class DryRunAlertSender:
+    """Records an alert without calling any webhook (used when none is configured)."""
+
+    def __init__(self, name: str = "dry-run") -> None:
+        self.name = name
+        self.sent: list[OutgoingAlert] = []
+
+    async def send(self, alert: OutgoingAlert) -> SendResult:
+        """Accept every alert and remember it."""
+        self.sent.append(alert)
+        return SendResult(ok=True, provider="dry-run", message_id=f"dry-run-{alert.alert_id}")

@@ -1,0 +1,198 @@
+"""Polling use case: claim due parcels, ask their tracking sources, store, detect."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from carriers.base import TrackingSource
+from carriers.model import ErrorKind, TrackingError, TrackingQuery, TrackingResult
+from tracker.service.detect import Detector, DetectStats
+from tracker.store import shipments_repo
+from tracker.store.shipments_repo import ClaimedShipment
+from tracker.store.uow import UnitOfWork
+
+__all__ = ["PollStats", "Poller", "ProviderHealth", "SourceRouter"]
+
+_log = structlog.get_logger("tracker.poll")
+
+
+class SourceRouter:
+    """Routes a courier code to the first configured source that serves it (or ``*``)."""
+
+    def __init__(self, sources: Sequence[tuple[TrackingSource, frozenset[str]]]) -> None:
+        self.sources = list(sources)
+
+    def route(self, courier: str) -> TrackingSource | None:
+        """The source for ``courier``, in configuration order, or None."""
+        for source, couriers in self.sources:
+            if courier in couriers or "*" in couriers:
+                return source
+        return None
+
+    async def aclose(self) -> None:
+        """Close every source."""
+        for source, _ in self.sources:
+            await source.aclose()
+
+
+class ProviderHealth:
+    """Logs a source once when it starts failing and once when it recovers."""
+
+    def __init__(self) -> None:
+        self.failing: dict[str, str] = {}
+
+    def observe(self, source: str, results: Sequence[TrackingResult]) -> None:
+        """Update from one batch: all failed with a source-wide error = broken."""
+        errors = [r.error for r in results if r.error is not None]
+        broken = (
+            bool(results)
+            and len(errors) == len(results)
+            and all(
+                e.kind
+                in (
+                    ErrorKind.AUTH,
+                    ErrorKind.NETWORK,
+                    ErrorKind.PROVIDER,
+                    ErrorKind.BAD_RESPONSE,
+                    ErrorKind.RATE_LIMITED,
+                    ErrorKind.QUOTA_EXCEEDED,
+                )
+                for e in errors
+            )
+        )
+        if broken and source not in self.failing:
+            first = errors[0]
+            self.failing[source] = first.kind.value
+            _log.error(
+                "provider_failing",
+                provider=source,
+                error_kind=first.kind.value,
+                error=first.message,
+            )
+        elif not broken and source in self.failing and len(errors) < len(results):
+            del self.failing[source]
+            _log.info("provider_recovered", provider=source)
+
+
+@dataclass(slots=True)
+class PollStats:
+    """Counts from one poll run."""
+
+    claimed: int = 0
+    ok: int = 0
+    failed: int = 0
+    new_events: int = 0
+    detect: DetectStats = field(default_factory=DetectStats)
+
+
+@dataclass
+class Poller:
+    """Claims due parcels in batches and runs each through its source, store and rules."""
+
+    engine: Engine
+    router: SourceRouter
+    detector: Detector
+    worker_id: str
+    batch_size: int = 200
+    lease: timedelta = timedelta(minutes=2)
+    concurrency: int = 64
+    health: ProviderHealth = field(default_factory=ProviderHealth)
+
+    async def run_once(self, now: datetime, max_batches: int = 10_000) -> PollStats:
+        """Poll every parcel due at ``now`` (batch after batch) and detect on touched orders."""
+        stats = PollStats()
+        for _ in range(max_batches):
+            with UnitOfWork(self.engine) as uow:
+                claimed = shipments_repo.claim_due_shipments(
+                    uow.conn, now, self.batch_size, self.lease, self.worker_id
+                )
+                uow.commit()
+            if not claimed:
+                break
+            stats.claimed += len(claimed)
+            results = await self._track_all(claimed)
+            touched: set[int] = set()
+            with UnitOfWork(self.engine) as uow:
+                for item, result in zip(claimed, results, strict=True):
+                    outcome = shipments_repo.save_result(uow.conn, item, result, now)
+                    stats.new_events += outcome.new_events
+                    if outcome.ok:
+                        stats.ok += 1
+                    else:
+                        stats.failed += 1
+                        _log.warning(
+                            "tracking_failed",
+                            provider=result.source,
+                            courier=item.courier,
+                            tracking_number=item.tracking_number,
+                            shipment_id=item.id,
+                            error_kind=result.error.kind.value if result.error else None,
+                            error=result.error.message if result.error else None,
+                        )
+                    touched.add(item.order_pk)
+                uow.commit()
+                stats.detect.add(self.detector.run(uow, touched, now))
+        return stats
+
+    async def _track_all(self, claimed: list[ClaimedShipment]) -> list[TrackingResult]:
+        by_source: dict[str, list[int]] = defaultdict(list)
+        sources: dict[str, TrackingSource] = {}
+        results: list[TrackingResult | None] = [None] * len(claimed)
+        for index, item in enumerate(claimed):
+            source = self.router.route(item.courier)
+            if source is None:
+                results[index] = _failed(
+                    item.query,
+                    "none",
+                    TrackingError(
+                        ErrorKind.UNSUPPORTED_COURIER,
+                        f"no tracking source is configured for courier {item.courier!r}",
+                    ),
+                )
+                continue
+            by_source[source.name].append(index)
+            sources[source.name] = source
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def run_chunk(source: TrackingSource, indexes: list[int]) -> None:
+            queries = [claimed[i].query for i in indexes]
+            async with gate:
+                try:
+                    answers = await source.track(queries)
+                    if len(answers) != len(queries):
+                        raise ValueError(
+                            f"source returned {len(answers)} results for {len(queries)} queries"
+                        )
+                except Exception as exc:  # a buggy adapter must not sink the run
+                    _log.exception("source_crashed", provider=source.name)
+                    error = TrackingError(ErrorKind.PROVIDER, f"adapter error: {exc!r}", True)
+                    answers = [_failed(q, source.name, error) for q in queries]
+            self.health.observe(source.name, answers)
+            for i, answer in zip(indexes, answers, strict=True):
+                results[i] = answer
+
+        tasks = []
+        for name, indexes in by_source.items():
+            source = sources[name]
+            step = max(1, source.max_batch)
+            for start in range(0, len(indexes), step):
+                tasks.append(run_chunk(source, indexes[start : start + step]))
+        await asyncio.gather(*tasks)
+        return [r if r is not None else _lost(claimed[i].query) for i, r in enumerate(results)]
+
+
+def _failed(query: TrackingQuery, source: str, error: TrackingError) -> TrackingResult:
+    return TrackingResult(
+        courier=query.courier, tracking_number=query.tracking_number, source=source, error=error
+    )
+
+
+def _lost(query: TrackingQuery) -> TrackingResult:
+    return _failed(query, "none", TrackingError(ErrorKind.PROVIDER, "no result produced", True))
