@@ -48,7 +48,23 @@ PATCHES: dict[str, tuple[str | None, str | None]] = {
     "371203": ("钢城区", "3701"),  # 钢城区 -> 济南市钢城区
     "500228": ("梁平区", None),  # 2016
     "500232": ("武隆区", None),  # 2016
+    "330185": ("临安区", None),  # 2017
+    "510124": ("郫都区", None),  # 2016
+    "510132": ("新津区", None),  # 2020
+    "610125": ("鄠邑区", None),  # 2016 (was 户县)
+    "370181": ("章丘区", None),  # 2016
+    "370125": ("济阳区", None),  # 2018
+    "370282": ("即墨区", None),  # 2017
+    "330283": ("奉化区", None),  # 2016
 }
+# Districts created after the table was made: (code6, name, parent city code).
+ADDITIONS: list[tuple[str, str, str]] = [
+    ("440309", "龙华区", "4403"),  # 深圳 2016
+    ("440310", "坪山区", "4403"),  # 深圳 2016
+    ("440311", "光明区", "4403"),  # 深圳 2018
+    ("330113", "临平区", "3301"),  # 杭州 2021
+    ("330114", "钱塘区", "3301"),  # 杭州 2021
+]
 
 # Names too generic to look for in free text (they are real districts, but "城区" or
 # "东区" appear in countless addresses that are not that district).
@@ -163,6 +179,7 @@ def _read_rows() -> list[tuple[str, str]]:
                     continue
                 name = new_name
             rows.append((code, name))
+    rows.extend((code, name) for code, name, _ in ADDITIONS)
     return sorted(rows)
 
 
