@@ -14,6 +14,8 @@ from tracker.demo import demo_orders
 
 TICKET_FIELDS = {"id", "order_id", "courier", "tracking_number", "kind", "severity", "status",
                  "opened_at", "updated_at", "evidence", "suggested_action"}
+ALL_KINDS = {"not_shipped", "stalled", "overdue", "lost", "wrong_region", "weight_mismatch",
+             "delivery_failed", "returned", "carrier_exception"}
 NOTICE_FIELDS = {"id", "order_id", "ticket_id", "channel", "recipient", "template", "status",
                  "scheduled_for", "sent_at", "reason"}
 
@@ -83,9 +85,10 @@ def test_contract_end_to_end(config: Path, tmp_path: Path) -> None:
     for moment in ("2026-09-08T10:00:00+08:00", "2026-09-11T10:00:00+08:00"):
         ran = tracker(config, "run", "--once", "--now", moment)
         assert ran.returncode == 0, ran.stderr
+    everything = json.loads(tracker(config, "tickets", "list", "--status", "all", "-f", "json").stdout)
+    assert {t["kind"] for t in everything} == ALL_KINDS, "the sample orders cover every kind"
     tickets = json.loads(tracker(config, "tickets", "list", "--format", "json").stdout)
-    kinds = {t["kind"] for t in tickets}
-    assert {"not_shipped", "stalled", "lost", "wrong_region", "weight_mismatch"} <= kinds
+    assert tickets and all(t["status"] != "resolved" for t in tickets)
     assert all(set(t) == TICKET_FIELDS for t in tickets)
     assert all(t["opened_at"].endswith("+08:00") for t in tickets)
     pairs = [(t["order_id"], t["kind"]) for t in tickets]

@@ -127,7 +127,7 @@ def test_stalled_fires_after_48_hours_without_a_scan_in_transit() -> None:
     found = detect_stalled(moving, POLICY, last + hours(48) + MINUTE)
     assert found is not None
     assert found.severity is Severity.MEDIUM
-    assert found.reason == "包裹在运输途中超过48小时没有更新"
+    assert found.reason == "在运输途中已超过48小时没有更新"
     assert found.next_step == pb.NEXT_STALLED
     assert found.evidence["hours_since_last_scan"] == pytest.approx(48.02)
     assert found.evidence["last_scan_place"] == "浙江省杭州市"
@@ -278,7 +278,7 @@ def test_silence_for_7_days_is_lost_and_replaces_stalled_and_overdue() -> None:
     assert kinds(after) == [K.LOST]
     assert after[0].severity is Severity.HIGH
     assert after[0].evidence["thresholds"] == {"lost_days": 7.0}
-    assert after[0].reason == "包裹已超过7天没有物流更新，可能已遗失"
+    assert after[0].reason == "已超过7天没有物流更新，可能已遗失"
 
 
 def test_provider_reported_lost_is_critical_at_once() -> None:

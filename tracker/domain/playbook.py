@@ -144,66 +144,67 @@ def hours_text(hours: float) -> str:
     return f"{hours:g}"
 
 
-# Buyer-facing phrases: the reason (what happened) and the next step (what we do, by when).
-REASON_NOT_SHIPPED = "您的订单未能在承诺的时间内发出"
-REASON_NOT_PICKED_UP = "您的包裹已打包，但快递尚未揽收"
+# Buyer-facing phrases. A reason is a predicate read after "您的订单X（快递 单号）"; a next
+# step is a full sentence (what we do, by when).
+REASON_NOT_SHIPPED = "未能在承诺的时间内发出"
+REASON_NOT_PICKED_UP = "已打包，但快递尚未揽收"
 NEXT_NOT_SHIPPED = (
-    "我们正在加急安排发货，客服将尽快与您联系确认发货时间；如不愿等待，可随时申请退款"
+    "我们正在加急安排发货，客服将尽快与您联系确认发货时间；如不愿等待，可随时申请退款。"
 )
 
 
 def reason_stalled_in_transit(hours: float) -> str:
     """Stalled between pickup and the last mile."""
-    return f"包裹在运输途中超过{hours_text(hours)}小时没有更新"
+    return f"在运输途中已超过{hours_text(hours)}小时没有更新"
 
 
 def reason_stalled_out_for_delivery(hours: float) -> str:
     """Stalled while out for delivery."""
-    return f"包裹派送中超过{hours_text(hours)}小时没有更新"
+    return f"派送中已超过{hours_text(hours)}小时没有更新"
 
 
 def reason_awaiting_collection(hours: float) -> str:
     """Waiting at a station or locker."""
-    return f"包裹已到驿站或快递柜超过{hours_text(hours)}小时，尚未取件"
+    return f"已到驿站或快递柜超过{hours_text(hours)}小时，尚未取件"
 
 
-NEXT_STALLED = "我们已联系快递核实，将在24小时内告知您最新进展"
-NEXT_AWAITING_COLLECTION = "请您及时取件；如未收到取件码，请联系我们为您核实"
+NEXT_STALLED = "我们已联系快递核实，将在24小时内告知您最新进展。"
+NEXT_AWAITING_COLLECTION = "请您及时取件；如未收到取件码，请联系我们为您核实。"
 
-REASON_OVERDUE = "包裹未能在预计时间内送达"
-NEXT_OVERDUE = "我们已联系快递加急派送，客服将在24小时内与您联系；如不愿继续等待，可申请退款"
+REASON_OVERDUE = "未能在预计时间内送达"
+NEXT_OVERDUE = "我们已联系快递加急派送，客服将在24小时内与您联系；如不愿继续等待，可申请退款。"
 
-REASON_LOST_REPORTED = "快递反馈包裹可能已遗失"
+REASON_LOST_REPORTED = "经快递反馈可能已遗失"
 
 
 def reason_lost_silent(days: float) -> str:
     """No scan for ``days`` days."""
-    return f"包裹已超过{hours_text(days)}天没有物流更新，可能已遗失"
+    return f"已超过{hours_text(days)}天没有物流更新，可能已遗失"
 
 
-NEXT_LOST = "我们将立即为您补发或退款，客服会尽快与您联系确认"
+NEXT_LOST = "我们将立即为您补发或退款，客服会尽快与您联系确认。"
 
-REASON_WRONG_REGION = "包裹被分拣或派送到了错误的地区"
-NEXT_WRONG_REGION = "我们已联系快递转回正确的地址，并会跟进到您收货为止"
-REASON_NOT_COVERED = "所选快递暂不送达您的收货地区"
-NEXT_NOT_COVERED = "客服将与您联系，改用其他快递为您发货"
+REASON_WRONG_REGION = "被分拣或派送到了错误的地区"
+NEXT_WRONG_REGION = "我们已联系快递转回正确的地址，并会跟进到您收货为止。"
+REASON_NOT_COVERED = "所用快递暂不送达您的收货地区"
+NEXT_NOT_COVERED = "客服将与您联系，改用其他快递为您发货。"
 
-REASON_WEIGHT_MISMATCH = "包裹重量与订单商品不符，可能少发了商品"
-NEXT_WEIGHT_MISMATCH = "我们正在核实，如有少发将立即为您补发"
+REASON_WEIGHT_MISMATCH = "重量与订单商品不符，可能少发了商品"
+NEXT_WEIGHT_MISMATCH = "我们正在核实，如有少发将立即为您补发。"
 
-REASON_ADDRESS_PROBLEM = "快递反馈收货地址有误或不详，包裹暂时无法派送"
-REASON_UNREACHABLE = "快递员未能联系上您，包裹暂未送达"
-REASON_DELIVERY_FAILED = "快递派送未成功"
-NEXT_DELIVERY_FAILED = "请您核对收货地址和联系电话，客服将与您确认后安排重新派送"
+REASON_ADDRESS_PROBLEM = "因收货地址有误或不详，暂时无法派送"
+REASON_UNREACHABLE = "因快递员未能联系上您，暂未送达"
+REASON_DELIVERY_FAILED = "派送未成功"
+NEXT_DELIVERY_FAILED = "请您核对收货地址和联系电话，客服将与您确认后安排重新派送。"
 
-REASON_REFUSED = "包裹已被拒收"
-REASON_RETURNING = "包裹正在退回"
-REASON_RETURNED = "包裹已退回"
-NEXT_RETURNED = "客服将在24小时内与您联系，协商重新发货或退款"
+REASON_REFUSED = "已被拒收"
+REASON_RETURNING = "正在退回"
+REASON_RETURNED = "已退回"
+NEXT_RETURNED = "客服将在24小时内与您联系，协商重新发货或退款。"
 
-REASON_CARRIER_EXCEPTION = "包裹在运输中出现异常"
-REASON_DAMAGED = "快递反馈包裹破损"
-NEXT_CARRIER_EXCEPTION = "我们已联系快递核实处理，并会尽快告知您结果"
+REASON_CARRIER_EXCEPTION = "在运输中出现异常"
+REASON_DAMAGED = "经快递反馈出现破损"
+NEXT_CARRIER_EXCEPTION = "我们已联系快递核实处理，并会尽快告知您结果。"
 
 
 class Resolution:

@@ -163,7 +163,8 @@ def _upsert_shipments(conn: Connection, order_pk: int, order: Order, now: dateti
                     status=Status.PENDING.value,
                     weight_kg=record.weight_kg,
                     weight_source="import" if record.weight_kg is not None else None,
-                    next_poll_at=now,
+                    # due since it shipped: a clock set back (``--now``) still finds it due
+                    next_poll_at=min(now, record.shipped_at or order.paid_at),
                     poll_count=0,
                     consecutive_failures=0,
                     provider_finished=False,
