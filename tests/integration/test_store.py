@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from carriers.model import Location, Status, TrackingEvent, TrackingResult
+from carriers.model import Location, Problem, Status, TrackingEvent, TrackingResult
 from tests.conftest import at
 from tests.fakes import make_order
 from tracker.domain.model import ShipmentRecord
@@ -52,7 +52,10 @@ def _claim(engine: Engine, worker: str, now=NOW, limit: int = 10):
 
 def test_claims_never_overlap_and_expire(engine: Engine) -> None:
     """Two workers never lease the same parcel; an expired lease is claimable again."""
-    batch = [make_order(f"A{i}", at("2026-09-10 10:00"), tracking_number=f"YT00000000{i:02d}") for i in range(6)]
+    batch = [
+        make_order(f"A{i}", at("2026-09-10 10:00"), tracking_number=f"YT00000000{i:02d}")
+        for i in range(6)
+    ]
     with engine.begin() as conn:
         orders_repo.upsert_orders(conn, batch, NOW)
     first = _claim(engine, "w1", limit=4)
@@ -71,8 +74,12 @@ def test_duplicate_scans_are_stored_once_and_delivered_never_regresses(engine: E
             conn, [make_order("A1", at("2026-09-10 10:00"), tracking_number="YT0000000001")], NOW
         )
     scans = (
-        TrackingEvent(at("2026-09-11 18:00"), Status.PICKED_UP, "1", "已揽收", Location(province="广东省")),
-        TrackingEvent(at("2026-09-13 10:00"), Status.DELIVERED, "3", "已签收", Location(province="浙江省")),
+        TrackingEvent(
+            at("2026-09-11 18:00"), Status.PICKED_UP, "1", "已揽收", Location(province="广东省")
+        ),
+        TrackingEvent(
+            at("2026-09-13 10:00"), Status.DELIVERED, "3", "已签收", Location(province="浙江省")
+        ),
     )
     result = TrackingResult("yto", "YT0000000001", "fake", Status.DELIVERED, scans)
     claimed = _claim(engine, "w1")[0]
@@ -87,3 +94,27 @@ def test_duplicate_scans_are_stored_once_and_delivered_never_regresses(engine: E
         assert outcome.status is Status.DELIVERED
         assert conn.execute(select(func.count()).select_from(tracking_events)).scalar_one() == 3
         assert conn.execute(select(shipments.c.status)).scalar_one() == "delivered"
+
+
+def test_parcel_level_provider_problem_lands_on_the_newest_scan(engine: Engine) -> None:
+    """A problem the provider gives only for the whole parcel is kept on its newest scan."""
+    with engine.begin() as conn:
+        orders_repo.upsert_orders(
+            conn, [make_order("A1", at("2026-09-10 10:00"), tracking_number="YT0000000001")], NOW
+        )
+    scans = (
+        TrackingEvent(at("2026-09-11 18:00"), Status.PICKED_UP, "1", "已揽收"),
+        TrackingEvent(at("2026-09-12 09:00"), Status.IN_TRANSIT, "0", "到达【杭州转运中心】"),
+    )
+    plain = TrackingResult("yto", "YT0000000001", "fake", Status.IN_TRANSIT, scans)
+    with engine.begin() as conn:
+        shipments_repo.save_result(conn, _claim(engine, "w1")[0], plain, NOW)
+    lost = replace(plain, status=Status.EXCEPTION, problem=Problem.LOST)
+    with engine.begin() as conn:
+        shipments_repo.save_result(
+            conn, _claim(engine, "w1", now=NOW + timedelta(hours=9))[0], lost, NOW
+        )
+        problems = dict(
+            conn.execute(select(tracking_events.c.raw_code, tracking_events.c.problem)).all()
+        )
+    assert problems == {"1": None, "0": "lost"}

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from carriers.model import ErrorKind, Status, TrackingError
 
-__all__ = ["next_poll_after_error", "next_poll_after_success"]
+__all__ = ["PENDING_GIVE_UP", "next_poll_after_error", "next_poll_after_success"]
 
 _HOUR = timedelta(hours=1)
 
@@ -14,6 +14,12 @@ _HOUR = timedelta(hours=1)
 _HOT = frozenset({Status.OUT_FOR_DELIVERY, Status.READY_FOR_PICKUP, Status.DELIVERY_FAILED})
 _SLOW = frozenset({Status.EXCEPTION, Status.ON_HOLD, Status.RETURNING, Status.UNKNOWN})
 _DONE = frozenset({Status.DELIVERED, Status.RETURNED})
+
+#: A label with no scan this long after shipping is given up on (Kuaidi100 drops such a
+#: subscription after 3 days, 17TRACK stops after 30); the rules have long flagged it.
+PENDING_GIVE_UP = timedelta(days=30)
+#: Lookups answered "unknown number" this many times in a row (3 days at 4 h) slow to daily.
+_NOT_FOUND_PATIENCE = 18
 
 
 def _spread(shipment_id: int) -> timedelta:
@@ -34,12 +40,15 @@ def next_poll_after_success(
     ``since`` is when the parcel entered the system (shipped or recorded). Pending parcels
     are polled hourly for the first day, then every 4 h, then twice a day after 3 days;
     moving parcels every 2 h (4 h after a week); out for delivery or at a station hourly;
-    exceptions and returns every 4 h; delivered and returned parcels never again.
+    exceptions and returns every 4 h; delivered and returned parcels never again, nor a
+    parcel still without a scan :data:`PENDING_GIVE_UP` after it was shipped.
     """
     if finished or status in _DONE:
         return None
     age = now - since
     if status is Status.PENDING:
+        if age >= PENDING_GIVE_UP:
+            return None
         if age < timedelta(days=1):
             step = _HOUR
         elif age < timedelta(days=3):
@@ -62,13 +71,15 @@ def next_poll_after_error(
 
     ``failures`` counts consecutive failures including this one. Retryable errors back off
     from 5 min doubling up to 6 h; auth and configuration problems wait an hour (an operator
-    must act); a number the provider does not know yet is retried like a pending parcel.
+    must act); a number the provider does not know yet is retried like a pending parcel,
+    every 4 h, then daily once it has been unknown for about three days.
     """
     if error.retry_after_s is not None:
         return now + timedelta(seconds=max(error.retry_after_s, 1.0))
     if error.kind in (ErrorKind.AUTH, ErrorKind.UNSUPPORTED_COURIER, ErrorKind.QUOTA_EXCEEDED):
         return now + _HOUR + _spread(shipment_id)
     if error.kind in (ErrorKind.NOT_FOUND, ErrorKind.INVALID_NUMBER):
-        return now + 4 * _HOUR + _spread(shipment_id)
+        step = 4 * _HOUR if failures < _NOT_FOUND_PATIENCE else 24 * _HOUR
+        return now + step + _spread(shipment_id)
     minutes = min(5 * 2 ** max(failures - 1, 0), 360)
     return now + timedelta(minutes=minutes)

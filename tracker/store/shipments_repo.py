@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import and_, bindparam, case, select, update
 from sqlalchemy.engine import Connection
 
 from carriers.model import (
@@ -31,6 +31,7 @@ __all__ = [
     "find_shipment_ids",
     "merged_status",
     "release_claims",
+    "save_pushed_result",
     "save_result",
     "set_weights",
 ]
@@ -145,7 +146,12 @@ def release_claims(conn: Connection, shipment_ids: Sequence[int]) -> None:
 
 
 def save_result(
-    conn: Connection, claimed: ClaimedShipment, result: TrackingResult, now: datetime
+    conn: Connection,
+    claimed: ClaimedShipment,
+    result: TrackingResult,
+    now: datetime,
+    *,
+    release_claim: bool = True,
 ) -> IngestOutcome:
     """Store new scans (duplicates skipped in SQL) and the parcel's new state; free the claim."""
     if result.error is not None:
@@ -176,9 +182,10 @@ def save_result(
         [_event_row(claimed.id, e, result.source, now) for e in result.events],
         ["shipment_id", "dedupe_key"],
     )
+    _keep_provider_problem(conn, claimed.id, result)
     status = merged_status(claimed.status, result)
     values: dict[str, Any] = {
-        "status": status.value,
+        "status": _status_guard(status),
         "source": result.source,
         "last_polled_at": now,
         "poll_count": shipments.c.poll_count + 1,
@@ -207,8 +214,79 @@ def save_result(
         values["weight_source"] = case((from_bill, "bill"), else_=result.source)
     if result.courier_corrected and result.courier_corrected != claimed.courier:
         values["courier"] = result.courier_corrected
+    if not release_claim:
+        del values["claimed_until"], values["claimed_by"]
     conn.execute(update(shipments).where(shipments.c.id == claimed.id).values(**values))
     return IngestOutcome(claimed.id, claimed.order_pk, new_events, status, ok=True)
+
+
+def _keep_provider_problem(conn: Connection, shipment_id: int, result: TrackingResult) -> None:
+    """Record a parcel-level provider problem (e.g. "lost") on its newest scan.
+
+    Some providers state a problem only for the whole parcel ("60 days without change");
+    the rules read problems from scans, so it goes on the newest one.
+    """
+    if result.problem is None or not result.events:
+        return
+    if any(e.problem is not None for e in result.events):
+        return
+    newest = max(result.events, key=lambda e: e.time)
+    conn.execute(
+        update(tracking_events)
+        .where(
+            and_(
+                tracking_events.c.shipment_id == shipment_id,
+                tracking_events.c.dedupe_key == dedupe_key(newest),
+                tracking_events.c.problem.is_(None),
+            )
+        )
+        .values(problem=result.problem.value)
+    )
+
+
+def _status_guard(status: Status) -> Any:
+    """The new status, unless the stored one is terminal (a push and a poll may race)."""
+    if status is Status.DELIVERED:
+        return status.value
+    stored = shipments.c.status
+    terminal = stored.in_([Status.DELIVERED.value, Status.RETURNED.value])
+    return case((terminal, stored), else_=status.value)
+
+
+def save_pushed_result(
+    conn: Connection, shipment_id: int, result: TrackingResult, now: datetime
+) -> IngestOutcome | None:
+    """Store a pushed answer for a parcel nobody claimed, by :func:`save_result`'s rules.
+
+    A poller's lease on the parcel is left alone. ``None`` when the parcel is gone or the
+    answer is an error (a push that failed to parse says nothing about the parcel).
+    """
+    if result.error is not None:
+        return None
+    row = conn.execute(
+        select(
+            shipments.c.order_pk,
+            shipments.c.courier,
+            shipments.c.tracking_number,
+            shipments.c.status,
+            shipments.c.shipped_at,
+            shipments.c.created_at,
+            shipments.c.consecutive_failures,
+        ).where(shipments.c.id == shipment_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    current = ClaimedShipment(
+        id=shipment_id,
+        order_pk=row.order_pk,
+        courier=row.courier,
+        tracking_number=row.tracking_number,
+        status=Status(row.status),
+        since=row.shipped_at or row.created_at,
+        failures=row.consecutive_failures,
+        query=TrackingQuery(courier=row.courier, tracking_number=row.tracking_number),
+    )
+    return save_result(conn, current, result, now, release_claim=False)
 
 
 def merged_status(previous: Status, result: TrackingResult) -> Status:
