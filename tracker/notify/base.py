@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
@@ -18,7 +19,11 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class OutgoingNotice:
-    """One buyer notice ready to send; ``idempotency_key`` lets the gateway drop repeats."""
+    """One buyer notice ready to send; ``idempotency_key`` lets the gateway drop repeats.
+
+    ``variables`` are the values a provider template may use (``order_id``, ``courier``,
+    ``tracking_number``, ``buyer_name``, ``shop``, ``kind``, ``content``, ``text``).
+    """
 
     notice_id: int
     order_id: str
@@ -26,6 +31,7 @@ class OutgoingNotice:
     recipient: str
     body: str
     idempotency_key: str
+    variables: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +46,11 @@ class OutgoingAlert:
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """What a provider said: accepted (with its message id), or a retryable/permanent failure."""
+    """What a provider said: accepted (with its message id), or a retryable/permanent failure.
+
+    ``retry_after_s`` is the provider's own hint (``Retry-After``, a rate-limit code); the
+    dispatcher waits at least that long before the next attempt.
+    """
 
     ok: bool
     provider: str
@@ -49,6 +59,7 @@ class SendResult:
     reason: str | None = None
     status_code: int | None = None
     disable_endpoint: bool = False
+    retry_after_s: float | None = None
 
 
 class BuyerChannel(Protocol):

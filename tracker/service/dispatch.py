@@ -1,7 +1,17 @@
-"""Dispatch use case: send due buyer notices and agent alerts from the outbox, safely."""
+"""Dispatch use case: send due buyer notices and agent alerts from the outbox, safely.
+
+Rows are claimed with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), sent with their
+idempotency key, and the outcome committed row by row. A process killed mid-send leaves its
+claims to expire; the rows then go out again with the same key, so the provider can drop
+the repeat: at-least-once to the provider, exactly-once in effect. A batch stops at half the
+lease (slow, rate-limited providers) and hands back what it has not sent, so no row is
+ever sent by two workers because a lease ran out under it.
+"""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -10,26 +20,28 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import and_, func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from tracker.domain.masking import mask_phone
-from tracker.notify.base import AlertSender, BuyerChannel, OutgoingAlert, OutgoingNotice, SendResult
+from carriers.registry import courier_name
+from tracker.domain.masking import mask_phone, mask_phones_in_text
+from tracker.errors import NotFoundError
+from tracker.notify.base import AlertSender, BuyerChannel, OutgoingNotice, SendResult
 from tracker.notify.quiet import QuietHours
+from tracker.service.dispatch_alerts import ALERT_SCHEDULE_S, deliver_alert_batch
+from tracker.settings import AlertGroupingConfig
 from tracker.store.sql import claim_rows
-from tracker.store.tables import alerts, buyers, notices, orders, tickets
+from tracker.store.tables import buyers, notices, orders, tickets
 from tracker.store.uow import UnitOfWork
 
-__all__ = ["DispatchStats", "Dispatcher", "retry_delay"]
+__all__ = ["DispatchStats", "Dispatcher", "notice_variables", "retry_delay", "retry_notice"]
 
 _log = structlog.get_logger("tracker.dispatch")
-
-# Standard Webhooks' schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
-_SCHEDULE_S = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+_SIGN = re.compile(r"^【[^】]*】")
 
 
 def retry_delay(attempts: int) -> timedelta:
     """How long to wait before attempt ``attempts + 1`` (Standard Webhooks schedule)."""
-    return timedelta(seconds=_SCHEDULE_S[min(attempts, len(_SCHEDULE_S) - 1)])
+    return timedelta(seconds=ALERT_SCHEDULE_S[min(attempts, len(ALERT_SCHEDULE_S) - 1)])
 
 
 @dataclass(slots=True)
@@ -44,7 +56,45 @@ class DispatchStats:
     alerts_sent: int = 0
     alerts_failed: int = 0
     alerts_retried: int = 0
+    alerts_grouped: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+
+
+def notice_variables(row: Any, shop: str) -> dict[str, str]:
+    """What a provider template may use for a notice row joined with its order and ticket."""
+    body = str(row.body)
+    return {
+        "order_id": str(row.order_id),
+        "courier": courier_name(row.courier) if row.courier else "",
+        "tracking_number": str(row.tracking_number or ""),
+        "buyer_name": str(row.buyer_name or ""),
+        "shop": shop,
+        "kind": str(row.kind),
+        "text": body,
+        "content": _SIGN.sub("", body, count=1),
+    }
+
+
+def retry_notice(conn: Connection, notice_id: int, now: datetime) -> str:
+    """Queue a failed notice again with fresh attempts; returns what happened."""
+    row = conn.execute(select(notices.c.status).where(notices.c.id == notice_id)).first()
+    if row is None:
+        raise NotFoundError(f"notice {notice_id} does not exist")
+    if row.status != "failed":
+        return f"notice {notice_id} is {row.status}, not failed: nothing to retry"
+    conn.execute(
+        update(notices)
+        .where(notices.c.id == notice_id)
+        .values(
+            status="queued",
+            attempts=0,
+            scheduled_for=now,
+            reason="retry requested",
+            claimed_until=None,
+            claimed_by=None,
+        )
+    )
+    return f"notice {notice_id} queued again"
 
 
 @dataclass
@@ -61,6 +111,8 @@ class Dispatcher:
     max_attempts: int = 5
     batch_size: int = 100
     lease: timedelta = timedelta(seconds=60)
+    grouping: AlertGroupingConfig | None = None
+    shop_name: str = "本店"
 
     async def run_once(self, now: datetime, max_batches: int = 1000) -> DispatchStats:
         """Send every notice and alert due at ``now``."""
@@ -69,12 +121,25 @@ class Dispatcher:
             if not await self._notice_batch(now, stats):
                 break
         for _ in range(max_batches):
-            if not await self._alert_batch(now, stats):
+            with UnitOfWork(self.engine) as uow:
+                more = await deliver_alert_batch(
+                    uow,
+                    senders=self.alert_senders,
+                    now=now,
+                    tz=self.tz,
+                    worker=self.worker_id,
+                    limit=self.batch_size,
+                    lease=self.lease,
+                    grouping=self.grouping,
+                    stats=stats,
+                )
+            if not more:
                 break
         return stats
 
     async def _notice_batch(self, now: datetime, stats: DispatchStats) -> bool:
         with UnitOfWork(self.engine) as uow:
+            started = time.monotonic()
             ids = claim_rows(
                 uow.conn,
                 notices,
@@ -93,18 +158,33 @@ class Dispatcher:
                     notices,
                     orders.c.order_id,
                     buyers.c.opt_out,
+                    buyers.c.name.label("buyer_name"),
                     tickets.c.status.label("ticket_status"),
+                    tickets.c.kind,
+                    tickets.c.courier,
+                    tickets.c.tracking_number,
                 )
                 .join(orders, orders.c.id == notices.c.order_pk)
                 .join(buyers, buyers.c.id == notices.c.buyer_id)
                 .join(tickets, tickets.c.id == notices.c.ticket_id)
                 .where(notices.c.id.in_(ids))
-                .order_by(notices.c.id)
+                .order_by(notices.c.scheduled_for, notices.c.id)
             ).all()
-            for row in rows:
+            for index, row in enumerate(rows):
+                if time.monotonic() - started > self.lease.total_seconds() / 2:
+                    self._release(uow, [r.id for r in rows[index:]])
+                    uow.commit()
+                    break
                 await self._handle_notice(uow, row, now, stats)
                 uow.commit()
         return True
+
+    def _release(self, uow: UnitOfWork, ids: list[int]) -> None:
+        uow.conn.execute(
+            update(notices)
+            .where(and_(notices.c.id.in_(ids), notices.c.claimed_by == self.worker_id))
+            .values(claimed_until=None, claimed_by=None)
+        )
 
     async def _handle_notice(
         self, uow: UnitOfWork, row: Any, now: datetime, stats: DispatchStats
@@ -133,64 +213,54 @@ class Dispatcher:
             recipient=row.recipient,
             body=row.body,
             idempotency_key=row.idempotency_key,
+            variables=notice_variables(row, self.shop_name),
         )
+        uow.release()  # never hold a transaction (SQLite's write lock) across the send
         try:
             result = await channel.send(outgoing)
         except Exception as exc:  # a channel bug must not lose the notice
             _log.exception("channel_crashed", channel=channel.name, notice_id=row.id)
             result = SendResult(ok=False, provider=channel.name, retryable=True, reason=repr(exc))
+        self._record(uow, row, result, now, stats)
+
+    def _record(
+        self, uow: UnitOfWork, row: Any, result: SendResult, now: datetime, stats: DispatchStats
+    ) -> None:
         attempts = row.attempts + 1
+        recipient = mask_phone(row.recipient) if row.channel == "sms" else row.recipient
         log = _log.bind(
-            notice_id=row.id, order_id=row.order_id, recipient=mask_phone(row.recipient)
+            notice_id=row.id, order_id=row.order_id, recipient=recipient, attempts=attempts
         )
+        reason = mask_phones_in_text(result.reason) if result.reason else None
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "claimed_until": None,
+            "claimed_by": None,
+            "provider": result.provider,
+        }
         if result.ok:
-            uow.conn.execute(
-                update(notices)
-                .where(notices.c.id == row.id)
-                .values(
-                    status="sent",
-                    sent_at=now,
-                    attempts=attempts,
-                    provider=result.provider,
-                    provider_message_id=result.message_id,
-                    reason="dry-run: recorded, not sent" if result.provider == "dry-run" else None,
-                    claimed_until=None,
-                    claimed_by=None,
-                )
+            values.update(
+                status="sent",
+                sent_at=now,
+                provider_message_id=result.message_id,
+                reason="dry-run: recorded, not sent" if result.provider == "dry-run" else None,
             )
             stats.sent += 1
-            log.info("notice_sent", provider=result.provider)
+            log.info("notice_sent", provider=result.provider, message_id=result.message_id)
         elif result.retryable and attempts < self.max_attempts:
-            uow.conn.execute(
-                update(notices)
-                .where(notices.c.id == row.id)
-                .values(
-                    attempts=attempts,
-                    scheduled_for=now + retry_delay(attempts),
-                    reason=f"retrying: {result.reason}",
-                    claimed_until=None,
-                    claimed_by=None,
-                )
-            )
+            delay = max(retry_delay(attempts), timedelta(seconds=result.retry_after_s or 0))
+            values.update(scheduled_for=now + delay, reason=f"retrying: {reason}")
             stats.retried += 1
-            log.warning("notice_retry", reason=result.reason, attempts=attempts)
+            log.warning("notice_retry", reason=reason, retry_in_s=delay.total_seconds())
         else:
-            why = result.reason or "rejected"
+            why = reason or "rejected"
             if result.retryable:
                 why = f"gave up after {attempts} attempts: {why}"
-            uow.conn.execute(
-                update(notices)
-                .where(notices.c.id == row.id)
-                .values(
-                    attempts=attempts,
-                    status="failed",
-                    reason=why,
-                    claimed_until=None,
-                    claimed_by=None,
-                )
-            )
+            values.update(status="failed", reason=why)
             stats.failed += 1
+            stats.reasons[why] = stats.reasons.get(why, 0) + 1
             log.error("notice_failed", reason=why)
+        uow.conn.execute(update(notices).where(notices.c.id == row.id).values(**values))
 
     def _finish(
         self, uow: UnitOfWork, notice_id: int, status: str, reason: str, stats: DispatchStats
@@ -240,69 +310,3 @@ class Dispatcher:
         local = now.astimezone(self.tz)
         end = self.quiet.end or datetime.min.time()
         return datetime.combine(local.date() + timedelta(days=1), end, tzinfo=self.tz)
-
-    async def _alert_batch(self, now: datetime, stats: DispatchStats) -> bool:
-        with UnitOfWork(self.engine) as uow:
-            ids = claim_rows(
-                uow.conn,
-                alerts,
-                and_(alerts.c.status == "queued", alerts.c.next_attempt_at <= now),
-                alerts.c.next_attempt_at,
-                limit=self.batch_size,
-                now=now,
-                lease=self.lease,
-                worker=self.worker_id,
-            )
-            uow.commit()
-            if not ids:
-                return False
-            rows = uow.conn.execute(
-                select(alerts).where(alerts.c.id.in_(ids)).order_by(alerts.c.id)
-            ).all()
-            for row in rows:
-                await self._handle_alert(uow, row, now, stats)
-                uow.commit()
-        return True
-
-    async def _handle_alert(
-        self, uow: UnitOfWork, row: Any, now: datetime, stats: DispatchStats
-    ) -> None:
-        sender = self.alert_senders.get(row.endpoint)
-        attempts = row.attempts + 1
-        if sender is None:
-            result = SendResult(
-                ok=False, provider=row.endpoint, reason="endpoint no longer configured"
-            )
-        else:
-            alert = OutgoingAlert(
-                alert_id=row.id,
-                endpoint=row.endpoint,
-                payload=row.payload,
-                idempotency_key=row.idempotency_key,
-            )
-            try:
-                result = await sender.send(alert)
-            except Exception as exc:  # an endpoint bug must not lose the alert
-                _log.exception("alert_sender_crashed", endpoint=row.endpoint, alert_id=row.id)
-                result = SendResult(
-                    ok=False, provider=row.endpoint, retryable=True, reason=repr(exc)
-                )
-        values: dict[str, Any] = {
-            "attempts": attempts,
-            "claimed_until": None,
-            "claimed_by": None,
-            "response_status": result.status_code,
-        }
-        if result.ok:
-            values.update(status="sent", sent_at=now, reason=None)
-            stats.alerts_sent += 1
-        elif result.retryable and attempts < len(_SCHEDULE_S):
-            values.update(
-                next_attempt_at=now + retry_delay(attempts), reason=f"retrying: {result.reason}"
-            )
-            stats.alerts_retried += 1
-        else:
-            values.update(status="dead", reason=result.reason or "rejected")
-            stats.alerts_failed += 1
-            _log.error("alert_dead", endpoint=row.endpoint, alert_id=row.id, reason=result.reason)
-        uow.conn.execute(update(alerts).where(alerts.c.id == row.id).values(**values))
