@@ -14,10 +14,11 @@ from zoneinfo import ZoneInfo
 
 from tracker.bootstrap import App, build_app
 from tracker.output import render
+from tracker.report.job import build_rendered
+from tracker.report.store import save_report
 from tracker.service.cycle import run_cycle
 from tracker.service.imports import import_orders
 from tracker.service.queries import iter_notices, iter_tickets
-from tracker.service.report import build_daily_report, render_report
 from tracker.settings import Settings
 
 __all__ = ["demo_orders", "run_demo"]
@@ -174,9 +175,11 @@ def run_demo(directory: Path | None, echo: Callable[[str], None] = print) -> int
             echo("例：短信内容 sample SMS text:")
             echo(f"  {bodies[-1]}")
         report_path = work / "daily-report.html"
+        rendered = build_rendered(app, clock_now[0].astimezone(TZ).date(), clock_now[0])
         with app.uow() as uow:
-            report = build_daily_report(uow.conn, clock_now[0].date(), clock_now[0], settings)
-        report_path.write_text(render_report(report, "html"), encoding="utf-8")
+            save_report(uow.conn, rendered, clock_now[0])  # so `tracker report list` shows it
+            uow.commit()
+        report_path.write_text(rendered.html, encoding="utf-8")
         echo("")
         echo(f"日报 daily report: {report_path}")
         echo(f"再看 explore: tracker --config {_write_config(work, db_path)} tickets list")
