@@ -59,7 +59,12 @@ class ScriptedSource:
         for q in queries:
             if q.tracking_number in self.errors:
                 results.append(
-                    TrackingResult(q.courier, q.tracking_number, self.name, error=self.errors[q.tracking_number])
+                    TrackingResult(
+                        q.courier,
+                        q.tracking_number,
+                        self.name,
+                        error=self.errors[q.tracking_number],
+                    )
                 )
                 continue
             if q.tracking_number not in self.histories:

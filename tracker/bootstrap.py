@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
@@ -14,9 +14,10 @@ from sqlalchemy.engine import Engine
 
 from carriers.base import TrackingSource
 from carriers.registry import load_factories
+from carriers.transport import SharedClient
 from tracker.domain.policy import Policy
 from tracker.errors import ConfigError
-from tracker.notify.base import AlertSender, BuyerChannel, DryRunAlertSender, DryRunChannel
+from tracker.notify.base import AlertSender, BuyerChannel
 from tracker.notify.quiet import QuietHours
 from tracker.notify.templates import NoticeTemplates
 from tracker.service.detect import AlertEndpoint, Detector
@@ -66,12 +67,9 @@ class App:
     def policy(self) -> Policy:
         """The detection policy from ``[policy]``, in the shop's timezone."""
         try:
-            policy = Policy.from_mapping(self.settings.policy)
+            return Policy.from_mapping(self.settings.policy, timezone=self.settings.tz)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        if "timezone" not in self.settings.policy:
-            policy = replace(policy, timezone=self.settings.tz)
-        return policy
 
     @cached_property
     def quiet(self) -> QuietHours:
@@ -80,36 +78,32 @@ class App:
 
     @cached_property
     def templates(self) -> NoticeTemplates:
-        """Validated buyer notice templates."""
-        return NoticeTemplates()
+        """Validated buyer notice templates (built-in, overridden by ``templates_dir``)."""
+        from tracker.notify.templates import load_templates  # noqa: PLC0415
+
+        return load_templates(self.settings.notify.templates_dir)
 
     @cached_property
     def alert_senders(self) -> Mapping[str, AlertSender]:
         """Agent alert endpoints by name (a dry-run recorder when none is configured)."""
         if self.alert_senders_override is not None:
             return self.alert_senders_override
-        hook = self.settings.alerts.webhook
-        if hook is None:
-            return {"dry-run": DryRunAlertSender()}
-        from tracker.notify.webhook import WebhookSender  # noqa: PLC0415 - needs httpx only here
+        from tracker.notify.factory import build_alert_senders  # noqa: PLC0415
 
-        return {"webhook": WebhookSender("webhook", hook)}
+        return build_alert_senders(self.settings.alerts)
 
     @cached_property
     def channels(self) -> Mapping[str, BuyerChannel]:
         """Buyer channels by name (``sms``, ``chat``)."""
         if self.channels_override is not None:
             return self.channels_override
+        from tracker.notify.factory import build_channel  # noqa: PLC0415
+
         notify = self.settings.notify
         channels: dict[str, BuyerChannel] = {}
         for name, cfg in (("sms", notify.sms), ("chat", notify.chat)):
-            if cfg is None:
-                continue
-            if cfg.provider != "dry-run":
-                raise ConfigError(
-                    f'notify.{name}.provider: {cfg.provider!r} is not available yet; use "dry-run"'
-                )
-            channels[name] = DryRunChannel()
+            if cfg is not None:
+                channels[name] = build_channel(name, cfg)
         return channels
 
     @cached_property
@@ -129,10 +123,10 @@ class App:
         )
 
     def _endpoint_kinds(self, name: str) -> list[str]:
-        hook = self.settings.alerts.webhook
-        if name == "webhook" and hook is not None:
-            return hook.kinds
-        return ["*"]
+        from tracker.notify.factory import alert_endpoints  # noqa: PLC0415
+
+        endpoint = alert_endpoints(self.settings.alerts).get(name)
+        return endpoint.kinds if endpoint is not None else ["*"]
 
     def build_sources(self) -> list[tuple[TrackingSource, frozenset[str]]]:
         """Instantiate the configured tracking sources, in file order."""
@@ -140,6 +134,9 @@ class App:
             return self.sources_override
         factories = load_factories()
         built: list[tuple[TrackingSource, frozenset[str]]] = []
+        # one client for all of them, opened on first use inside the event loop and closed
+        # by the last source's aclose (i.e. with the router)
+        http = SharedClient()
         for name, cfg in self.settings.carriers.items():
             if not cfg.enabled:
                 continue
@@ -151,9 +148,11 @@ class App:
                     f"carriers.{name}.provider: unknown provider {provider!r} (installed: {known})"
                 )
             try:
-                source = factory(name, cfg.options(), clock=self.clock)
+                source = factory(name, cfg.options(), http=http, clock=self.clock)
             except ValueError as exc:
-                raise ConfigError(f"carriers.{name}: {exc}") from None
+                key = getattr(exc, "key", None)  # carriers.transport.OptionError names its key
+                where = f"carriers.{name}.{key}" if key else f"carriers.{name}"
+                raise ConfigError(f"{where}: {getattr(exc, 'reason', exc)}") from None
             built.append((source, frozenset(cfg.couriers)))
         return built
 
@@ -183,6 +182,9 @@ class App:
             worker_id=self.worker_id,
             max_per_buyer_per_day=notify.max_per_buyer_per_day,
             max_attempts=notify.max_attempts,
+            lease=timedelta(seconds=notify.lease_s),
+            grouping=self.settings.alerts.grouping,
+            shop_name=self.settings.shop.name,
         )
 
     def uow(self) -> UnitOfWork:

@@ -8,15 +8,20 @@ import sys
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from tracker.bootstrap import App, build_app, fixed_clock
+from tracker.cli_notify import register as register_notify_commands
+from tracker.cli_report import build_report_app
 from tracker.errors import BadInputError, ConfigError, NotFoundError
 from tracker.logging import configure_logging
 from tracker.output import render
 from tracker.settings import Settings, find_config_path, load_settings
+
+if TYPE_CHECKING:
+    from tracker.store.locks import DaemonLock
 
 __all__ = ["app", "main"]
 
@@ -33,14 +38,12 @@ weights_app = typer.Typer(help="Courier-recorded weights (courier bills).", no_a
 tickets_app = typer.Typer(help="Exception tickets.", no_args_is_help=True)
 notices_app = typer.Typer(help="Buyer notices.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Agent alert deliveries.", no_args_is_help=True)
-report_app = typer.Typer(help="Reports.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(orders_app, name="orders")
 app.add_typer(weights_app, name="weights")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(notices_app, name="notices")
 app.add_typer(alerts_app, name="alerts")
-app.add_typer(report_app, name="report")
 
 
 class Format(StrEnum):
@@ -51,17 +54,10 @@ class Format(StrEnum):
     csv = "csv"
 
 
-class ReportFormat(StrEnum):
-    """Output formats for reports."""
-
-    html = "html"
-    csv = "csv"
-    json = "json"
-
-
 class _State:
     config: Path | None = None
     verbose: bool = False
+    lock: DaemonLock | None = None
 
 
 _state = _State()
@@ -111,11 +107,13 @@ def _parse_now(value: str | None, settings: Settings) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=settings.tz)
 
 
-def _open(now: str | None = None, *, migrate: bool = True) -> App:
+def _open(now: str | None = None, *, migrate: bool = True, daemon_lock: bool = False) -> App:
     settings = _settings()
     configure_logging(verbose=_state.verbose)
     at = _parse_now(now, settings)
     application = build_app(settings, clock=fixed_clock(at) if at else None)
+    if daemon_lock:  # before migrating: a second daemon must not touch the database at all
+        _state.lock = _take_daemon_lock(application)
     if migrate:
         try:
             application.ensure_schema()
@@ -124,6 +122,20 @@ def _open(now: str | None = None, *, migrate: bool = True) -> App:
         except Exception as exc:  # database unreachable or similar
             _fail(f"database {_safe_url(settings.database.url)}: {exc}", 1)
     return application
+
+
+def _take_daemon_lock(application: App) -> DaemonLock | None:
+    from tracker.store.locks import AlreadyRunningError, daemon_lock_for  # noqa: PLC0415
+
+    lock = daemon_lock_for(application.engine)
+    if lock is not None:
+        try:
+            lock.acquire()
+        except AlreadyRunningError as exc:
+            _fail(str(exc), 1)
+        except OSError as exc:
+            _fail(f"cannot create the daemon lock file {lock.path}: {exc.strerror}", 1)
+    return lock
 
 
 def _safe_url(url: str) -> str:
@@ -156,10 +168,12 @@ def demo(
 def db_upgrade() -> None:
     """Apply database migrations up to the newest schema."""
     from tracker.store import migrate  # noqa: PLC0415
+    from tracker.store.locks import singleton  # noqa: PLC0415
 
     application = _open(migrate=False)
     try:
-        migrate.upgrade(application.engine)
+        with singleton(application.engine, "migrate", wait=True):  # replicas upgrade in turn
+            migrate.upgrade(application.engine)
         revision = migrate.current_revision(application.engine)
     except Exception as exc:
         _fail(f"migration failed: {exc}", 1)
@@ -208,18 +222,23 @@ def run(
     now: NowOption = None,
 ) -> None:
     """Run the monitor (a daemon unless --once)."""
-    application = _open(now)
-    if once:
-        from tracker.service.cycle import run_cycle  # noqa: PLC0415
-
-        result = asyncio.run(run_cycle(application))
-        typer.echo(result.summary())
-        raise typer.Exit(0 if result.ok else 1)
-    if now is not None:
+    if now is not None and not once:
         _fail("--now only makes sense with --once", 2)
-    from tracker.scheduler import run_daemon  # noqa: PLC0415
+    application = _open(now, daemon_lock=True)
+    application.dispatcher  # noqa: B018 - bad templates or provider options fail at start-up
+    application.templates  # noqa: B018
+    from tracker.daemon import run_daemon, run_once  # noqa: PLC0415
 
-    raise typer.Exit(run_daemon(application))
+    try:
+        if once:
+            code, summary = run_once(application)
+            typer.echo(summary)
+        else:
+            code = run_daemon(application)
+    finally:
+        if _state.lock is not None:
+            _state.lock.release()
+    raise typer.Exit(code)
 
 
 _TICKET_COLUMNS = (
@@ -328,40 +347,6 @@ def alerts_list(fmt: FormatOption = Format.table) -> None:
     typer.echo(render(rows, fmt.value, columns))
 
 
-@report_app.command("daily")
-def report_daily(
-    date: Annotated[
-        str | None, typer.Option("--date", help="Report date (YYYY-MM-DD, shop time).")
-    ] = None,
-    now: NowOption = None,
-    fmt: Annotated[
-        ReportFormat, typer.Option("--format", "-f", help="html, csv or json.")
-    ] = ReportFormat.html,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")
-    ] = None,
-) -> None:
-    """Build the daily exception report."""
-    from tracker.service.report import build_daily_report, parse_report_date, render_report  # noqa: PLC0415
-
-    application = _open(now)
-    try:
-        day = parse_report_date(date, application.clock(), application.settings.tz)
-    except ValueError as exc:
-        _fail(f"--date: {exc}", 2)
-    with application.uow() as uow:
-        report = build_daily_report(uow.conn, day, application.clock(), application.settings)
-    text = render_report(report, fmt.value)
-    if out is None:
-        typer.echo(text)
-        return
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        _fail(f"--out: cannot write {out}: {exc.strerror}", 1)
-    typer.echo(f"report written to {out}")
-
-
 @app.command()
 def track(
     courier: Annotated[str, typer.Argument(help="Canonical courier code (sf, yto, zto, ...).")],
@@ -397,6 +382,12 @@ def check() -> None:
     for line in report.lines():
         typer.echo(line)
     raise typer.Exit(0 if report.healthy else 1)
+
+
+# notices preview/retry, buyers opt-out/opt-in, alerts retry/enable/endpoints, dispatch
+register_notify_commands(app, notices_app, alerts_app, open_app=_open, fail=_fail)
+# report daily/list/show (tracker/cli_report.py)
+app.add_typer(build_report_app(open_app=_open, fail=_fail), name="report")
 
 
 def main() -> None:

@@ -16,8 +16,11 @@ from tracker.errors import ConfigError
 
 __all__ = [
     "AddressConfig",
+    "AlertGroupingConfig",
     "AlertWebhookConfig",
     "CarrierConfig",
+    "ReportConfig",
+    "ReportSmtpConfig",
     "Settings",
     "find_config_path",
     "load_settings",
@@ -59,7 +62,8 @@ class CarrierConfig(BaseModel):
     provider: str | None = None
     base_url: str | None = None
     couriers: list[str] = Field(default_factory=lambda: ["*"])
-    requests_per_s: float = Field(default=5.0, gt=0)
+    # None: the provider's own default pace (17TRACK 3/s, Kuaidi100 10/s, ...)
+    requests_per_s: float | None = Field(default=None, gt=0)
     daily_quota: int | None = Field(default=None, gt=0)
     timeout_s: float = Field(default=10.0, gt=0)
     enabled: bool = True
@@ -75,6 +79,9 @@ class ChannelConfig(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     provider: str = "dry-run"
+    requests_per_s: float | None = Field(default=None, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    allow_private_networks: bool = False
 
 
 class NotifyConfig(_Strict):
@@ -85,6 +92,10 @@ class NotifyConfig(_Strict):
     quiet_hours: str = "21:00-08:00"
     max_per_buyer_per_day: int = Field(default=3, ge=0)
     max_attempts: int = Field(default=5, ge=1)
+    # a directory of <kind>.j2 files overriding the built-in templates (else ./config/templates)
+    templates_dir: str | None = None
+    # how long a dispatcher's claim on a due row lasts; a killed process's rows come back after it
+    lease_s: int = Field(default=60, ge=2, le=3600)
 
     @field_validator("quiet_hours")
     @classmethod
@@ -102,12 +113,39 @@ class AlertWebhookConfig(_Strict):
     allow_private_networks: bool = False
     kinds: list[str] = Field(default_factory=lambda: ["*"])
     preset: Literal["standard", "wecom", "dingtalk", "feishu", "slack"] = "standard"
+    timeout_s: float = Field(default=10.0, gt=0)
+    requests_per_s: float | None = Field(default=None, gt=0)
+    enabled: bool = True
+
+
+class AlertGroupingConfig(_Strict):
+    """Bursts of new tickets for one courier and region sent as one alert."""
+
+    enabled: bool = True
+    window_s: int = Field(default=300, ge=1)
+    min_tickets: int = Field(default=3, ge=2)
+    hold_s: int = Field(default=0, ge=0, le=3600)
+    region: Literal["province", "city"] = "province"
 
 
 class AlertsConfig(_Strict):
-    """Agent alert endpoints."""
+    """Agent alert endpoints: ``[alerts.webhook]`` and/or named ``[alerts.endpoints.NAME]``."""
 
     webhook: AlertWebhookConfig | None = None
+    endpoints: dict[str, AlertWebhookConfig] = Field(default_factory=dict)
+    grouping: AlertGroupingConfig = AlertGroupingConfig()
+
+    @field_validator("endpoints")
+    @classmethod
+    def _check_endpoint_names(
+        cls, value: dict[str, AlertWebhookConfig]
+    ) -> dict[str, AlertWebhookConfig]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", name):
+                raise ValueError(f"endpoint name {name!r}: use 1-40 letters, digits, - _ .")
+            if name in ("webhook", "dry-run"):
+                raise ValueError(f"endpoint name {name!r} is reserved")
+        return value
 
 
 class WebConfig(_Strict):
@@ -124,6 +162,81 @@ class PollConfig(_Strict):
     lease_s: int = Field(default=120, ge=10)
 
 
+class DaemonConfig(_Strict):
+    """How ``tracker run`` schedules its jobs and judges its own health."""
+
+    poll_every_s: int = Field(default=60, ge=5, le=3600)
+    dispatch_every_s: int = Field(default=5, ge=1, le=600)
+    detect_every_s: int = Field(default=300, ge=10, le=86400)
+    daily_report: bool = True  # false when a tracker-report.timer builds the report instead
+    heartbeat_max_age_s: int = Field(default=180, ge=30)
+    stall_after_s: int = Field(default=900, ge=60)
+    shutdown_grace_s: float = Field(default=8.0, gt=0, le=9.5)
+
+
+class HousekeepingConfig(_Strict):
+    """Retention of old data, run once a day by one replica."""
+
+    enabled: bool = True
+    at: str = "03:30"
+    events_days: int = Field(default=90, ge=1)
+    orders_days: int = Field(default=365, ge=1)
+    batch_size: int = Field(default=1000, ge=10, le=50_000)
+
+    @field_validator("at")
+    @classmethod
+    def _check_at(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError('must look like "03:30"')
+        return value
+
+
+class ReportSmtpConfig(_Strict):
+    """The mail relay the daily report is sent through (STARTTLS by default)."""
+
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = True
+    sender: str
+    ca_file: str | None = None  # a private CA bundle for the relay's certificate
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class ReportConfig(_Strict):
+    """The daily exception report: when it covers/runs, who gets it, how long it is kept."""
+
+    at: str = "08:00"
+    recipients: list[str] = Field(default_factory=list)
+    smtp: ReportSmtpConfig | None = Field(default=None, validate_default=True)
+    post_to_webhook: bool = False
+    retention_days: int = Field(default=90, ge=1)
+    max_actions: int = Field(default=500, ge=1, le=100_000)
+
+    @field_validator("at")
+    @classmethod
+    def _check_at(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError('must look like "08:00"')
+        return value
+
+    @field_validator("recipients")
+    @classmethod
+    def _check_recipients(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not re.fullmatch(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+", address):
+                raise ValueError(f"not an e-mail address: {address!r}")
+        return value
+
+    @field_validator("smtp")
+    @classmethod
+    def _check_smtp(cls, value: ReportSmtpConfig | None, info: Any) -> ReportSmtpConfig | None:
+        if value is None and info.data.get("recipients"):
+            raise ValueError("[report.smtp] is needed to send to report.recipients")
+        return value
+
+
 class Settings(_Strict):
     """The whole configuration, validated."""
 
@@ -135,6 +248,9 @@ class Settings(_Strict):
     alerts: AlertsConfig = AlertsConfig()
     web: WebConfig = WebConfig()
     poll: PollConfig = PollConfig()
+    report: ReportConfig = ReportConfig()
+    daemon: DaemonConfig = DaemonConfig()
+    housekeeping: HousekeepingConfig = HousekeepingConfig()
     policy: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("timezone")
@@ -203,8 +319,10 @@ def _lookup(name: str, env: Mapping[str, str], key: tuple[str, ...]) -> str:
         return env[name]
     # systemd LoadCredential= puts secrets in files under $CREDENTIALS_DIRECTORY
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
-    if cred_dir and (Path(cred_dir) / name).is_file():
-        return _read_secret(Path(cred_dir) / name, dotted)
+    # deploy/systemd loads a whole directory (LoadCredential=tracker:DIR): files become tracker_*
+    for credential in (name, f"tracker_{name}"):
+        if cred_dir and (Path(cred_dir) / credential).is_file():
+            return _read_secret(Path(cred_dir) / credential, dotted)
     raise ConfigError(f"{dotted}: environment variable {name} is not set")
 
 

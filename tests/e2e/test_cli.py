@@ -12,21 +12,55 @@ import pytest
 
 from tracker.demo import demo_orders
 
-TICKET_FIELDS = {"id", "order_id", "courier", "tracking_number", "kind", "severity", "status",
-                 "opened_at", "updated_at", "evidence", "suggested_action"}
-ALL_KINDS = {"not_shipped", "stalled", "overdue", "lost", "wrong_region", "weight_mismatch",
-             "delivery_failed", "returned", "carrier_exception"}
-NOTICE_FIELDS = {"id", "order_id", "ticket_id", "channel", "recipient", "template", "status",
-                 "scheduled_for", "sent_at", "reason"}
+TICKET_FIELDS = {
+    "id",
+    "order_id",
+    "courier",
+    "tracking_number",
+    "kind",
+    "severity",
+    "status",
+    "opened_at",
+    "updated_at",
+    "evidence",
+    "suggested_action",
+}
+ALL_KINDS = {
+    "not_shipped",
+    "stalled",
+    "overdue",
+    "lost",
+    "wrong_region",
+    "weight_mismatch",
+    "delivery_failed",
+    "returned",
+    "carrier_exception",
+}
+NOTICE_FIELDS = {
+    "id",
+    "order_id",
+    "ticket_id",
+    "channel",
+    "recipient",
+    "template",
+    "status",
+    "scheduled_for",
+    "sent_at",
+    "reason",
+}
 
 
-def tracker(config: Path | None, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def tracker(
+    config: Path | None, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a user would and capture its output."""
     cmd = [sys.executable, "-m", "tracker"]
     if config is not None:
         cmd += ["--config", str(config)]
     env = {k: v for k, v in os.environ.items() if k != "TRACKER_CONFIG"}
-    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
+    return subprocess.run(
+        cmd + list(args), capture_output=True, text=True, timeout=120, cwd=cwd, env=env, check=False
+    )
 
 
 @pytest.fixture
@@ -53,7 +87,9 @@ deppon = ["西藏自治区"]
 
 def _write_orders(tmp_path: Path) -> Path:
     path = tmp_path / "orders.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in demo_orders()), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in demo_orders()), encoding="utf-8"
+    )
     return path
 
 
@@ -85,7 +121,9 @@ def test_contract_end_to_end(config: Path, tmp_path: Path) -> None:
     for moment in ("2026-09-08T10:00:00+08:00", "2026-09-11T10:00:00+08:00"):
         ran = tracker(config, "run", "--once", "--now", moment)
         assert ran.returncode == 0, ran.stderr
-    everything = json.loads(tracker(config, "tickets", "list", "--status", "all", "-f", "json").stdout)
+    everything = json.loads(
+        tracker(config, "tickets", "list", "--status", "all", "-f", "json").stdout
+    )
     assert {t["kind"] for t in everything} == ALL_KINDS, "the sample orders cover every kind"
     tickets = json.loads(tracker(config, "tickets", "list", "--format", "json").stdout)
     assert tickets and all(t["status"] != "resolved" for t in tickets)
@@ -113,7 +151,9 @@ def test_contract_end_to_end(config: Path, tmp_path: Path) -> None:
     assert tracker(config, "tickets", "resolve", "999999").returncode == 1
 
     report = tmp_path / "report.html"
-    made = tracker(config, "report", "daily", "--now", "2026-09-11T10:00:00+08:00", "--out", str(report))
+    made = tracker(
+        config, "report", "daily", "--now", "2026-09-11T10:00:00+08:00", "--out", str(report)
+    )
     assert made.returncode == 0, made.stderr
     assert "物流异常日报" in report.read_text(encoding="utf-8")
 

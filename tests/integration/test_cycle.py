@@ -38,10 +38,22 @@ def _app(engine: Engine, source: ScriptedSource, now_ref: list) -> App:
 
 def _stalled_source() -> ScriptedSource:
     source = ScriptedSource()
-    source.scan("YT7000000001", at("2026-09-11 18:00"), Status.PICKED_UP, "【广州市】已揽收",
-                province="广东省", city="广州市")
-    source.scan("YT7000000001", at("2026-09-12 02:00"), Status.IN_TRANSIT,
-                "快件已到达【广州转运中心】", province="广东省", city="广州市")
+    source.scan(
+        "YT7000000001",
+        at("2026-09-11 18:00"),
+        Status.PICKED_UP,
+        "【广州市】已揽收",
+        province="广东省",
+        city="广州市",
+    )
+    source.scan(
+        "YT7000000001",
+        at("2026-09-12 02:00"),
+        Status.IN_TRANSIT,
+        "快件已到达【广州转运中心】",
+        province="广东省",
+        city="广州市",
+    )
     return source
 
 
@@ -109,8 +121,14 @@ def test_delivery_auto_resolves_with_reason_and_alert(engine: Engine) -> None:
     _import(app, make_order("A1001", PAID, tracking_number="YT7000000001", shipped_at=SHIPPED))
     now[0] = at("2026-09-14 10:00")
     asyncio.run(run_cycle(app))
-    source.scan("YT7000000001", at("2026-09-14 15:00"), Status.DELIVERED, "【杭州市】已签收，本人签收",
-                province="浙江省", city="杭州市")
+    source.scan(
+        "YT7000000001",
+        at("2026-09-14 15:00"),
+        Status.DELIVERED,
+        "【杭州市】已签收，本人签收",
+        province="浙江省",
+        city="杭州市",
+    )
     with engine.begin() as conn:  # the parcel is due again only later; make it due now
         conn.execute(shipments.update().values(next_poll_at=at("2026-09-14 15:30")))
     now[0] = at("2026-09-14 16:00")
@@ -133,7 +151,10 @@ def test_manual_resolve_is_not_reopened_while_condition_holds(engine: Engine) ->
     asyncio.run(run_cycle(app))
     with app.uow() as uow:
         ticket_id = uow.conn.execute(select(tickets.c.id)).scalar_one()
-        assert agents.resolve(uow, ticket_id, now[0], "called YTO, parcel found", "agent-1") == "resolved"
+        assert (
+            agents.resolve(uow, ticket_id, now[0], "called YTO, parcel found", "agent-1")
+            == "resolved"
+        )
     now[0] = at("2026-09-14 12:00")
     asyncio.run(run_cycle(app))
     assert _count(engine, tickets, tickets.c.kind == "stalled") == 1
@@ -187,7 +208,9 @@ def test_per_buyer_daily_cap_defers_the_fourth_notice(engine: Engine) -> None:
     assert result.detect.opened == 4
     assert result.dispatch.sent == 3 and result.dispatch.deferred == 1
     with engine.connect() as conn:
-        held = conn.execute(select(notices.c.scheduled_for).where(notices.c.status == "queued")).scalar_one()
+        held = conn.execute(
+            select(notices.c.scheduled_for).where(notices.c.status == "queued")
+        ).scalar_one()
     assert held == at("2026-09-14 08:00")
 
 

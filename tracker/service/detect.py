@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import structlog
 from sqlalchemy.engine import Connection
 
-from carriers.registry import courier_name
 from tracker.domain import rules
 from tracker.domain.masking import mask_phone
 from tracker.domain.model import Detection, ExceptionKind, Severity
@@ -205,15 +204,8 @@ class Detector:
         channel, recipient = "sms", ctx.buyer.phone
         if self.chat_enabled and ctx.buyer.chat_id:
             channel, recipient = "chat", ctx.buyer.chat_id
-        rendered = self.templates.render(
-            det.kind.value,
-            shop=self.shop_name,
-            order_id=ctx.facts.order_id,
-            courier=courier_name(det.courier) if det.courier else "",
-            tracking_number=det.tracking_number or "",
-            reason=det.reason,
-            next_step=det.next_step,
-            buyer_name=ctx.buyer.name,
+        rendered = self.templates.render_detection(
+            det, shop=self.shop_name, order_id=ctx.facts.order_id, buyer_name=ctx.buyer.name
         )
         suppressed = ctx.buyer.opt_out
         tickets_repo.add_notice(

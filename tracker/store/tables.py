@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -28,6 +29,7 @@ __all__ = [
     "notices",
     "order_items",
     "orders",
+    "reports",
     "runtime_state",
     "shipments",
     "ticket_log",
@@ -185,7 +187,8 @@ tickets = Table(
         postgresql_where=text("status != 'resolved'"),
     ),
     Index("ix_tickets_status_kind", "status", "kind"),
-    Index("ix_tickets_opened_at", "opened_at"),
+    # kind too: the daily report counts tickets per day and kind from the index alone
+    Index("ix_tickets_opened_at", "opened_at", "kind"),
 )
 
 ticket_log = Table(
@@ -252,4 +255,56 @@ runtime_state = Table(
     Column("key", String(80), primary_key=True),
     Column("value", JSON, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Stored reports (migration 0002): one row per kind and report date, with every rendered form.
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(20), nullable=False),
+    Column("report_date", Date, nullable=False),
+    Column("generated_at", UTCDateTime(), nullable=False),
+    Column("window_start", UTCDateTime(), nullable=False),
+    Column("window_end", UTCDateTime(), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("content_json", Text, nullable=False),
+    Column("content_html", Text, nullable=False),
+    Column("content_csv", Text, nullable=False),
+    # stored | delivering | delivered | partial | failed
+    Column("status", String(12), nullable=False),
+    Column("delivery", JSON),
+    Column("delivered_at", UTCDateTime()),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("kind", "report_date", name="uq_reports_kind_report_date"),
+)
+
+# Indexes the daily report's aggregate queries need (migration 0002; see tracker/report).
+_OPEN = "status != 'resolved'"
+Index(
+    "ix_tickets_open_opened_at",
+    tickets.c.opened_at,
+    tickets.c.kind,
+    tickets.c.severity,
+    sqlite_where=text(_OPEN),
+    postgresql_where=text(_OPEN),
+)
+Index("ix_tickets_resolved_at", tickets.c.resolved_at)
+Index("ix_tickets_shipment_id", tickets.c.shipment_id)
+Index("ix_ticket_log_at", ticket_log.c.at, ticket_log.c.action, ticket_log.c.ticket_id)
+Index("ix_notices_status_sent_at", notices.c.status, notices.c.sent_at)
+Index("ix_shipments_shipped_at", shipments.c.shipped_at)
+Index(
+    "ix_shipments_first_scan_unshipped",
+    shipments.c.first_scan_at,
+    sqlite_where=text("shipped_at IS NULL"),
+    postgresql_where=text("shipped_at IS NULL"),
+)
+Index("ix_shipments_source_last_polled", shipments.c.source, shipments.c.last_polled_at)
+Index(
+    "ix_shipments_source_failing",
+    shipments.c.source,
+    sqlite_where=text("error_kind IS NOT NULL"),
+    postgresql_where=text("error_kind IS NOT NULL"),
 )

@@ -11,6 +11,8 @@ from sqlalchemy.pool import StaticPool
 
 __all__ = ["UnitOfWork", "make_engine"]
 
+_WRITER = "tracker_unit_of_work"
+
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine tuned for the backend: WAL and a busy timeout on SQLite, pooled PostgreSQL."""
@@ -21,11 +23,15 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             kwargs["connect_args"]["check_same_thread"] = False
         engine = create_engine(url, echo=echo, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # pysqlite's own deferred BEGIN lets a read-then-write transaction fail at once with
+    # "database is locked" when another writer commits first; we begin ourselves instead.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
@@ -34,8 +40,21 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_begin_immediate(conn: Connection) -> None:
+    # A unit of work takes the write lock up front (IMMEDIATE), so concurrent writers queue
+    # on busy_timeout instead of failing mid-transaction; plain reads stay deferred and, with
+    # WAL, never wait for a writer.
+    immediate = conn.get_execution_options().get(_WRITER, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
 class UnitOfWork:
-    """A connection in one transaction; leaving the block without ``commit()`` rolls back."""
+    """A connection whose transaction begins on first use and ends on ``commit()``.
+
+    Leaving the block without ``commit()`` rolls back. Call ``commit()`` (or ``release()``)
+    before awaiting network I/O: no transaction, and so no SQLite write lock, is ever held
+    while waiting on a provider.
+    """
 
     conn: Connection
 
@@ -48,19 +67,20 @@ class UnitOfWork:
         return self.engine.dialect.name
 
     def __enter__(self) -> Self:
-        self.conn = self.engine.connect()
-        self._tx = self.conn.begin()
+        self.conn = self.engine.connect().execution_options(**{_WRITER: True})
         return self
 
     def commit(self) -> None:
-        """Make everything done in this unit durable, then start a fresh transaction."""
-        self._tx.commit()
-        self._tx = self.conn.begin()
+        """Make everything done so far durable; the next statement starts a new transaction."""
+        self.conn.commit()
+
+    def release(self) -> None:
+        """End a read-only stretch (same as commit) before waiting on something slow."""
+        self.conn.commit()
 
     def rollback(self) -> None:
         """Undo everything since the last commit."""
-        self._tx.rollback()
-        self._tx = self.conn.begin()
+        self.conn.rollback()
 
     def __exit__(
         self,
@@ -69,7 +89,7 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if self._tx.is_active:
-                self._tx.rollback()
+            if self.conn.in_transaction():
+                self.conn.rollback()
         finally:
             self.conn.close()
