@@ -5,30 +5,7 @@ code tables and :mod:`carriers.aftership.parse` maps payloads to
 :class:`~carriers.model.TrackingResult`.
 """
 
-from carriers.aftership.parse import (
-    ApiRequest,
-    create_tracking_request,
-    get_tracking_request,
-    meta_code,
-    parse_last_checkpoint,
-    parse_tracking,
-    parse_trackings,
-    parse_webhook,
-    retry_after,
-    tracking_slug,
-    verify_webhook_signature,
-)
+from carriers.aftership import parse
+from carriers.aftership.parse import *  # noqa: F403  (the package's API is parse's ``__all__``)
 
-__all__ = [
-    "ApiRequest",
-    "create_tracking_request",
-    "get_tracking_request",
-    "meta_code",
-    "parse_last_checkpoint",
-    "parse_tracking",
-    "parse_trackings",
-    "parse_webhook",
-    "retry_after",
-    "tracking_slug",
-    "verify_webhook_signature",
-]
+__all__ = parse.__all__

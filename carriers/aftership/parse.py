@@ -17,9 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -30,11 +28,24 @@ from carriers.geo import CHINA, canonical_city, canonical_province, parse_locati
 from carriers.model import (
     ErrorKind,
     Location,
-    Status,
     TrackingError,
     TrackingEvent,
     TrackingQuery,
     TrackingResult,
+)
+from carriers.payload import (
+    ApiRequest,
+    JsonBody,
+    as_dict,
+    as_int,
+    as_list,
+    as_text,
+    bad_response,
+    body_excerpt,
+    error_result,
+    iso_time,
+    load_json,
+    overall_status,
 )
 
 __all__ = [
@@ -50,19 +61,6 @@ __all__ = [
     "tracking_slug",
     "verify_webhook_signature",
 ]
-
-JsonBody = bytes | str | Mapping[str, Any]
-_EXCERPT = 200
-
-
-@dataclass(frozen=True, slots=True)
-class ApiRequest:
-    """A request for the adapter to send (it adds the ``aftership-api-key`` header)."""
-
-    method: str
-    path: str
-    params: dict[str, str] = field(default_factory=dict)
-    json: dict[str, Any] | None = None
 
 
 # --- requests ----------------------------------------------------------------------------
@@ -122,54 +120,9 @@ def retry_after(ratelimit_reset: float | int | str | None, now: datetime) -> flo
     return max(1.0, reset - now.timestamp())
 
 
-# --- shared parsing helpers --------------------------------------------------------------
-
-
-def _excerpt(body: Any) -> str:
-    if isinstance(body, bytes):
-        return body[: _EXCERPT * 4].decode("utf-8", "replace")[:_EXCERPT]
-    if isinstance(body, str):
-        return body[:_EXCERPT]
-    try:
-        return json.dumps(body, ensure_ascii=False, default=str)[:_EXCERPT]
-    except (TypeError, ValueError):
-        return repr(body)[:_EXCERPT]
-
-
-def _load(body: JsonBody) -> Any:
-    if isinstance(body, Mapping):
-        return body
-    try:
-        return json.loads(body)
-    except (ValueError, TypeError):
-        return None
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-
-
 def meta_code(body: JsonBody) -> int | None:
     """``meta.code`` of a response (4003 means the tracking already exists), else ``None``."""
-    return _int(_dict(_dict(_load(body)).get("meta")).get("code"))
+    return as_int(as_dict(as_dict(load_json(body)).get("meta")).get("code"))
 
 
 def _envelope(
@@ -179,20 +132,20 @@ def _envelope(
     now: datetime | None,
 ) -> tuple[dict[str, Any], TrackingError | None]:
     """The ``data`` object, or the error the response stands for."""
-    excerpt = _excerpt(body)
-    doc = _load(body)
-    meta = _dict(_dict(doc).get("meta"))
-    code = _int(meta.get("code"))
+    excerpt = body_excerpt(body)
+    doc = load_json(body)
+    meta = as_dict(as_dict(doc).get("meta"))
+    code = as_int(meta.get("code"))
     failed = code if code is not None and not 200 <= code < 300 else None
     if failed is None and http_status is not None and http_status >= 400:
         failed = http_status
     if failed is None and isinstance(doc, Mapping):
-        return _dict(doc.get("data")), None
+        return as_dict(doc.get("data")), None
     wait = retry_after(ratelimit_reset, now) if ratelimit_reset is not None and now else None
     if failed in (401, 403, 429) or isinstance(doc, Mapping):
         kind, retryable = codes.meta_error(failed)
-        head = " ".join(p for p in (str(failed), _str(meta.get("type"))) if p)
-        detail = _str(meta.get("message"))
+        head = " ".join(p for p in (str(failed), as_text(meta.get("type"))) if p)
+        detail = as_text(meta.get("message"))
         return {}, TrackingError(
             kind,
             f"{head}: {detail}" if detail else head,
@@ -201,19 +154,17 @@ def _envelope(
             retry_after_s=wait if kind is ErrorKind.RATE_LIMITED else None,
         )
     status = f"HTTP {http_status}: " if http_status is not None else ""
-    return {}, TrackingError(
-        ErrorKind.BAD_RESPONSE, f"{status}response is not JSON", retryable=True, raw_excerpt=excerpt
-    )
+    return {}, bad_response(f"{status}response is not JSON", excerpt)
 
 
 # --- locations and times -----------------------------------------------------------------
 
 
 def _location(raw: dict[str, Any]) -> Location:
-    country = codes.iso2(_str(raw.get("country_iso3")))
-    state = _str(raw.get("state"))
-    city = _str(raw.get("city"))
-    text = _str(raw.get("location"))
+    country = codes.iso2(as_text(raw.get("country_iso3")))
+    state = as_text(raw.get("state"))
+    city = as_text(raw.get("city"))
+    text = as_text(raw.get("location"))
     if country is None and state is None and city is None:
         if text and any("\u4e00" <= ch <= "\u9fff" for ch in text):
             return parse_location(text)
@@ -230,26 +181,16 @@ def _location(raw: dict[str, Any]) -> Location:
     return Location(country, state, city, None)
 
 
-def _time(value: Any) -> datetime | None:
-    text = _str(value)
-    if text is None:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _aware_times(raws: list[dict[str, Any]]) -> list[datetime | None]:
     """Checkpoint times, naive ones placed per the module docstring."""
-    times = [_time(r.get("checkpoint_time")) for r in raws]
+    times = [iso_time(r.get("checkpoint_time")) for r in raws]
     aware = [i for i, t in enumerate(times) if t is not None and t.tzinfo is not None]
     out: list[datetime | None] = []
     for i, t in enumerate(times):
         if t is None or t.tzinfo is not None:
             out.append(t)
             continue
-        zone = codes.COUNTRY_ZONES.get((_str(raws[i].get("country_iso3")) or "").upper())
+        zone = codes.COUNTRY_ZONES.get((as_text(raws[i].get("country_iso3")) or "").upper())
         if zone is not None:
             out.append(t.replace(tzinfo=ZoneInfo(zone)))
         elif aware:
@@ -261,16 +202,16 @@ def _aware_times(raws: list[dict[str, Any]]) -> list[datetime | None]:
 
 
 def _events(checkpoints: list[Any]) -> tuple[tuple[TrackingEvent, ...], int]:
-    raws = [_dict(c) for c in checkpoints]
+    raws = [as_dict(c) for c in checkpoints]
     events: list[TrackingEvent] = []
     skipped = 0
     for raw, when in zip(raws, _aware_times(raws), strict=True):
         if when is None:
             skipped += 1
             continue
-        tag, subtag = _str(raw.get("tag")), _str(raw.get("subtag"))
+        tag, subtag = as_text(raw.get("tag")), as_text(raw.get("subtag"))
         status, problem = codes.status_for(tag, subtag)
-        text = _str(raw.get("message")) or ""
+        text = as_text(raw.get("message")) or ""
         code = subtag or tag or ""
         events.append(TrackingEvent(when, status, code, text, _location(raw), problem))
     events.sort(key=lambda e: e.time)  # stable: same-minute scans keep the provider's order
@@ -284,32 +225,28 @@ def _identity(
     payload: dict[str, Any], query: TrackingQuery | None
 ) -> tuple[str, str, str | None, dict[str, str]]:
     """(courier, tracking number, corrected courier, extra) for a tracking payload."""
-    slug = _str(payload.get("slug"))
+    slug = as_text(payload.get("slug"))
     detected = codes.courier_for_slug(slug)
     extra: dict[str, str] = {}
     if slug:
         extra["slug"] = slug
-    if tracking_id := _str(payload.get("id")):
+    if tracking_id := as_text(payload.get("id")):
         extra["aftership_id"] = tracking_id
     if query is not None:
         corrected = detected if detected and detected != query.courier else None
         return query.courier, query.tracking_number, corrected, extra
     courier = detected or (f"aftership:{slug}" if slug else "")
-    return courier, _str(payload.get("tracking_number")) or "", None, extra
+    return courier, as_text(payload.get("tracking_number")) or "", None, extra
 
 
 def _from_tracking(
     payload: dict[str, Any], *, source: str, query: TrackingQuery | None
 ) -> TrackingResult:
     courier, number, corrected, extra = _identity(payload, query)
-    tag, subtag = _str(payload.get("tag")), _str(payload.get("subtag"))
-    events, skipped = _events(_list(payload.get("checkpoints")))
-    if tag or subtag:
-        status, problem = codes.status_for(tag, subtag)
-    elif events:
-        status, problem = events[-1].status, events[-1].problem
-    else:
-        status, problem = Status.UNKNOWN, None
+    tag, subtag = as_text(payload.get("tag")), as_text(payload.get("subtag"))
+    events, skipped = _events(as_list(payload.get("checkpoints")))
+    stated = codes.status_for(tag, subtag) if tag or subtag else None
+    status, problem = overall_status(stated, events)
     if subtag:
         extra["subtag"] = subtag
     if skipped:
@@ -330,12 +267,6 @@ def _from_tracking(
     )
 
 
-def _failed(query: TrackingQuery | None, source: str, error: TrackingError) -> TrackingResult:
-    if query is None:
-        return TrackingResult("", "", source, error=error)
-    return TrackingResult(query.courier, query.tracking_number, source, error=error)
-
-
 def parse_tracking(
     body: JsonBody,
     *,
@@ -352,10 +283,10 @@ def parse_tracking(
     """
     data, error = _envelope(body, http_status, ratelimit_reset, now)
     if error is not None:
-        return _failed(query, source, error)
+        return error_result(query, source, error)
     tracking = data.get("tracking")
     if not isinstance(tracking, dict):
-        return _failed(query, source, _no("data.tracking", body))
+        return error_result(query, source, _no("data.tracking", body))
     return _from_tracking(tracking, source=source, query=query)
 
 
@@ -370,11 +301,11 @@ def parse_trackings(
     """A ``GET /v4/trackings`` page: one result per tracking (a failure gives one error)."""
     data, error = _envelope(body, http_status, ratelimit_reset, now)
     if error is not None:
-        return [_failed(None, source, error)]
+        return [error_result(None, source, error)]
     trackings = data.get("trackings")
     if not isinstance(trackings, list):
-        return [_failed(None, source, _no("data.trackings", body))]
-    return [_from_tracking(_dict(t), source=source, query=None) for t in trackings]
+        return [error_result(None, source, _no("data.trackings", body))]
+    return [_from_tracking(as_dict(t), source=source, query=None) for t in trackings]
 
 
 def parse_last_checkpoint(
@@ -389,10 +320,10 @@ def parse_last_checkpoint(
     """``GET /v4/last_checkpoint/...``: the status and at most one (the latest) event."""
     data, error = _envelope(body, http_status, ratelimit_reset, now)
     if error is not None:
-        return _failed(query, source, error)
+        return error_result(query, source, error)
     if not data:
-        return _failed(query, source, _no("data", body))
-    checkpoint = _dict(data.get("checkpoint"))
+        return error_result(query, source, _no("data", body))
+    checkpoint = as_dict(data.get("checkpoint"))
     payload = dict(data, checkpoints=[checkpoint] if checkpoint.get("checkpoint_time") else [])
     return _from_tracking(payload, source=source, query=query)
 
@@ -402,13 +333,12 @@ def parse_webhook(body: JsonBody, *, source: str) -> TrackingResult:
 
     Verify the signature first; a malformed body gives a result with an error and no number.
     """
-    doc = _load(body)
-    msg = _dict(doc).get("msg") if isinstance(doc, Mapping) else None
+    doc = load_json(body)
+    msg = as_dict(doc).get("msg") if isinstance(doc, Mapping) else None
     if not isinstance(msg, dict):
-        return _failed(None, source, _no("msg", body))
+        return error_result(None, source, _no("msg", body))
     return _from_tracking(msg, source=source, query=None)
 
 
 def _no(what: str, body: JsonBody) -> TrackingError:
-    excerpt = _excerpt(body)
-    return TrackingError(ErrorKind.BAD_RESPONSE, f"no {what}", retryable=True, raw_excerpt=excerpt)
+    return bad_response(f"no {what}", body_excerpt(body))

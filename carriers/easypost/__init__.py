@@ -5,22 +5,7 @@ code tables and :mod:`carriers.easypost.parse` maps payloads to
 :class:`~carriers.model.TrackingResult`.
 """
 
-from carriers.easypost.parse import (
-    ApiRequest,
-    carrier_name,
-    create_tracker_request,
-    parse_event,
-    parse_tracker,
-    parse_trackers,
-    verify_webhook_signature,
-)
+from carriers.easypost import parse
+from carriers.easypost.parse import *  # noqa: F403  (the package's API is parse's ``__all__``)
 
-__all__ = [
-    "ApiRequest",
-    "carrier_name",
-    "create_tracker_request",
-    "parse_event",
-    "parse_tracker",
-    "parse_trackers",
-    "verify_webhook_signature",
-]
+__all__ = parse.__all__

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,11 +27,23 @@ from carriers.geo import CHINA, canonical_city, canonical_province
 from carriers.model import (
     ErrorKind,
     Location,
-    Status,
     TrackingError,
     TrackingEvent,
     TrackingQuery,
     TrackingResult,
+)
+from carriers.payload import (
+    ApiRequest,
+    JsonBody,
+    as_dict,
+    as_list,
+    as_text,
+    bad_response,
+    body_excerpt,
+    error_result,
+    iso_time,
+    load_json,
+    overall_status,
 )
 
 __all__ = [
@@ -45,19 +56,7 @@ __all__ = [
     "verify_webhook_signature",
 ]
 
-JsonBody = bytes | str | Mapping[str, Any]
-_EXCERPT = 200
 _TRACKER_EVENTS = frozenset({"tracker.created", "tracker.updated"})
-
-
-@dataclass(frozen=True, slots=True)
-class ApiRequest:
-    """A request for the adapter to send (it adds the Basic-auth API key)."""
-
-    method: str
-    path: str
-    params: dict[str, str] = field(default_factory=dict)
-    json: dict[str, Any] | None = None
 
 
 # --- requests ----------------------------------------------------------------------------
@@ -91,48 +90,8 @@ def verify_webhook_signature(body: bytes | str, signature: str, secret: str) -> 
     return hmac.compare_digest(expected, signature.strip())
 
 
-# --- shared parsing helpers --------------------------------------------------------------
-
-
-def _excerpt(body: Any) -> str:
-    if isinstance(body, bytes):
-        return body[: _EXCERPT * 4].decode("utf-8", "replace")[:_EXCERPT]
-    if isinstance(body, str):
-        return body[:_EXCERPT]
-    try:
-        return json.dumps(body, ensure_ascii=False, default=str)[:_EXCERPT]
-    except (TypeError, ValueError):
-        return repr(body)[:_EXCERPT]
-
-
-def _load(body: JsonBody) -> Any:
-    if isinstance(body, Mapping):
-        return body
-    try:
-        return json.loads(body)
-    except (ValueError, TypeError):
-        return None
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
 def _bad(message: str, body: Any) -> TrackingError:
-    return TrackingError(
-        ErrorKind.BAD_RESPONSE, message, retryable=True, raw_excerpt=_excerpt(body)
-    )
+    return bad_response(message, body_excerpt(body))
 
 
 def _error(
@@ -140,25 +99,26 @@ def _error(
 ) -> TrackingError | None:
     """The error the response stands for, or ``None`` for a usable JSON object."""
     failed = http_status is not None and http_status >= 400
-    envelope = _dict(doc).get("error") if isinstance(doc, Mapping) else None
+    envelope = as_dict(doc).get("error") if isinstance(doc, Mapping) else None
     if not isinstance(doc, Mapping) and not (failed and http_status in (401, 403, 429)):
         status = f"HTTP {http_status}: " if http_status is not None else ""
         return _bad(f"{status}response is not JSON", body)
     if not failed and not isinstance(envelope, dict):
         return None
-    err = _dict(envelope)
-    code = _str(err.get("code"))
+    err = as_dict(envelope)
+    code = as_text(err.get("code"))
     kind, retryable = codes.error_kind(http_status, code)
     details = [
-        _str(e.get("message")) if isinstance(e, dict) else _str(e) for e in _list(err.get("errors"))
+        as_text(e.get("message")) if isinstance(e, dict) else as_text(e)
+        for e in as_list(err.get("errors"))
     ]
     head = " ".join(p for p in (str(http_status) if http_status else None, code) if p)
-    text = "; ".join(p for p in (_str(err.get("message")), *details) if p)
+    text = "; ".join(p for p in (as_text(err.get("message")), *details) if p)
     return TrackingError(
         kind,
         f"{head}: {text}" if head and text else head or text or "request failed",
         retryable=retryable,
-        raw_excerpt=_excerpt(body),
+        raw_excerpt=body_excerpt(body),
         retry_after_s=retry_after_s if kind is ErrorKind.RATE_LIMITED else None,
     )
 
@@ -167,8 +127,8 @@ def _error(
 
 
 def _location(raw: dict[str, Any]) -> Location:
-    country = (_str(raw.get("country")) or "").upper() or None
-    state, city = _str(raw.get("state")), _str(raw.get("city"))
+    country = (as_text(raw.get("country")) or "").upper() or None
+    state, city = as_text(raw.get("state")), as_text(raw.get("city"))
     if country == "CN":
         province = canonical_province(state)
         return Location(CHINA, province, canonical_city(city, province), None)
@@ -176,12 +136,8 @@ def _location(raw: dict[str, Any]) -> Location:
 
 
 def _time(value: Any) -> datetime | None:
-    text = _str(value)
-    if text is None:
-        return None
-    try:
-        found = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    found = iso_time(value)
+    if found is None:
         return None
     return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
@@ -193,15 +149,15 @@ def _raw_code(status: str | None, detail: str | None) -> str:
 def _events(details: list[Any]) -> tuple[tuple[TrackingEvent, ...], int]:
     events: list[TrackingEvent] = []
     skipped = 0
-    for raw in (_dict(d) for d in details):
+    for raw in (as_dict(d) for d in details):
         when = _time(raw.get("datetime"))
         if when is None:
             skipped += 1
             continue
-        status_raw, detail = _str(raw.get("status")), _str(raw.get("status_detail"))
+        status_raw, detail = as_text(raw.get("status")), as_text(raw.get("status_detail"))
         status, problem = codes.status_for(status_raw, detail)
-        location = _location(_dict(raw.get("tracking_location")))
-        text = _str(raw.get("message")) or ""
+        location = _location(as_dict(raw.get("tracking_location")))
+        text = as_text(raw.get("message")) or ""
         code = _raw_code(status_raw, detail)
         events.append(TrackingEvent(when, status, code, text, location, problem))
     events.sort(key=lambda e: e.time)  # the docs example lists a delivery scan out of order
@@ -224,7 +180,7 @@ def _weight(value: Any) -> float | None:
 def _from_tracker(
     tracker: dict[str, Any], *, source: str, query: TrackingQuery | None
 ) -> TrackingResult:
-    carrier = _str(tracker.get("carrier"))
+    carrier = as_text(tracker.get("carrier"))
     detected = codes.courier_for_carrier(carrier)
     extra: dict[str, str] = {}
     for key, name in (
@@ -235,22 +191,18 @@ def _from_tracker(
         ("signed_by", "signed_by"),
         ("public_url", "public_url"),
     ):
-        if value := _str(tracker.get(key)):
+        if value := as_text(tracker.get(key)):
             extra[name] = value
     if query is not None:
         courier, number = query.courier, query.tracking_number
         corrected = detected if detected and detected != query.courier else None
     else:
         courier = detected or (f"easypost:{carrier}" if carrier else "")
-        number, corrected = _str(tracker.get("tracking_code")) or "", None
-    status_raw, detail = _str(tracker.get("status")), _str(tracker.get("status_detail"))
-    events, skipped = _events(_list(tracker.get("tracking_details")))
-    if status_raw:
-        status, problem = codes.status_for(status_raw, detail)
-    elif events:
-        status, problem = events[-1].status, events[-1].problem
-    else:
-        status, problem = Status.UNKNOWN, None
+        number, corrected = as_text(tracker.get("tracking_code")) or "", None
+    status_raw, detail = as_text(tracker.get("status")), as_text(tracker.get("status_detail"))
+    events, skipped = _events(as_list(tracker.get("tracking_details")))
+    stated = codes.status_for(status_raw, detail) if status_raw else None
+    status, problem = overall_status(stated, events)
     if skipped:
         extra["skipped_events"] = str(skipped)
     return TrackingResult(
@@ -267,12 +219,6 @@ def _from_tracker(
     )
 
 
-def _failed(query: TrackingQuery | None, source: str, error: TrackingError) -> TrackingResult:
-    if query is None:
-        return TrackingResult("", "", source, error=error)
-    return TrackingResult(query.courier, query.tracking_number, source, error=error)
-
-
 def parse_tracker(
     body: JsonBody,
     *,
@@ -282,13 +228,13 @@ def parse_tracker(
     retry_after_s: float | None = None,
 ) -> TrackingResult:
     """A Tracker (``POST /v2/trackers``, ``GET /v2/trackers/{id}``) or an error body."""
-    doc = _load(body)
+    doc = load_json(body)
     error = _error(body, doc, http_status, retry_after_s)
     if error is not None:
-        return _failed(query, source, error)
-    if _dict(doc).get("object") != "Tracker":
-        return _failed(query, source, _bad("response is not a Tracker", body))
-    return _from_tracker(_dict(doc), source=source, query=query)
+        return error_result(query, source, error)
+    if as_dict(doc).get("object") != "Tracker":
+        return error_result(query, source, _bad("response is not a Tracker", body))
+    return _from_tracker(as_dict(doc), source=source, query=query)
 
 
 def parse_trackers(
@@ -299,14 +245,14 @@ def parse_trackers(
     retry_after_s: float | None = None,
 ) -> list[TrackingResult]:
     """A ``GET /v2/trackers`` page: one result per tracker (a failure gives one error)."""
-    doc = _load(body)
+    doc = load_json(body)
     error = _error(body, doc, http_status, retry_after_s)
     if error is not None:
-        return [_failed(None, source, error)]
-    trackers = _dict(doc).get("trackers")
+        return [error_result(None, source, error)]
+    trackers = as_dict(doc).get("trackers")
     if not isinstance(trackers, list):
-        return [_failed(None, source, _bad("response has no trackers", body))]
-    return [_from_tracker(_dict(t), source=source, query=None) for t in trackers]
+        return [error_result(None, source, _bad("response has no trackers", body))]
+    return [_from_tracker(as_dict(t), source=source, query=None) for t in trackers]
 
 
 def parse_event(body: JsonBody, *, source: str) -> TrackingResult | None:
@@ -315,18 +261,18 @@ def parse_event(body: JsonBody, *, source: str) -> TrackingResult | None:
     ``None`` for events about other objects (nothing to track); a malformed body gives a
     result with an error and no number. Verify the signature first.
     """
-    doc = _load(body)
+    doc = load_json(body)
     if not isinstance(doc, Mapping) or doc.get("object") != "Event":
-        return _failed(None, source, _bad("body is not an EasyPost Event", body))
-    if _str(doc.get("description")) not in _TRACKER_EVENTS:
+        return error_result(None, source, _bad("body is not an EasyPost Event", body))
+    if as_text(doc.get("description")) not in _TRACKER_EVENTS:
         return None
-    result = _dict(doc.get("result"))
+    result = as_dict(doc.get("result"))
     if result.get("object") != "Tracker":
-        return _failed(None, source, _bad("event result is not a Tracker", body))
+        return error_result(None, source, _bad("event result is not a Tracker", body))
     found = _from_tracker(result, source=source, query=None)
     extra = dict(found.extra)
-    if previous := _str(_dict(doc.get("previous_attributes")).get("status")):
+    if previous := as_text(as_dict(doc.get("previous_attributes")).get("status")):
         extra["previous_status"] = previous
-    if event_id := _str(doc.get("id")):
+    if event_id := as_text(doc.get("id")):
         extra["event_id"] = event_id
     return replace(found, extra=extra)

@@ -71,14 +71,4 @@ class KdniaoSource(HttpSource):
             )
         data = query_request_data(query.courier, query.tracking_number, query.phone)
         form = request_form(self.business_id, self.api_key, self.request_type, data)
-        reply = await self.request("POST", ENDPOINT, data=form)
-        if reply.error is not None:
-            return self.failed(query, reply.error)
-        result = parse_query(
-            reply.body,
-            courier=query.courier,
-            tracking_number=query.tracking_number,
-            source=self.name,
-            http_status=reply.status,
-        )
-        return self.checked([result], reply)[0]
+        return await self.post_query(query, ENDPOINT, form, parse_query)

@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from carriers.chinatime import CHINA_TZ, parse_china_time
 from carriers.geo import parse_location
 from carriers.kdniao.codes import (
     NO_TRACE_REASONS,
@@ -38,53 +38,13 @@ from carriers.kdniao.codes import (
     classify_text,
     family,
 )
-from carriers.model import (
-    ErrorKind,
-    Problem,
-    Status,
-    TrackingError,
-    TrackingEvent,
-    TrackingResult,
-)
+from carriers.model import ErrorKind, Problem, Status, TrackingError, TrackingEvent, TrackingResult
+from carriers.payload import decode_body, load_object
 
 __all__ = ["CHINA_TZ", "decode_body", "parse_china_time", "parse_push", "parse_query"]
 
-CHINA_TZ = ZoneInfo("Asia/Shanghai")
 _EXCERPT = 300
-_TIME_FORMATS = (
-    "%Y-%m-%d %H:%M:%S",
-    "%Y/%m/%d %H:%M:%S",
-    "%Y-%m-%d %H:%M",
-    "%Y/%m/%d %H:%M",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%d %H:%M:%S.%f",
-)
 _STALE_REASONS = ("三天无轨迹", "七天内无轨迹变化")
-
-
-def decode_body(body: bytes | str) -> str:
-    """Text of a body: UTF-8 (BOM dropped), else GB18030 (a superset of GBK)."""
-    if isinstance(body, str):
-        return body.lstrip("\ufeff")
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return body.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return body.decode("utf-8", errors="replace")  # pragma: no cover - gb18030 decodes nearly all
-
-
-def parse_china_time(value: object) -> datetime | None:
-    """A China local time string as an aware datetime, else ``None``."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    for fmt in _TIME_FORMATS:
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=CHINA_TZ)
-        except ValueError:
-            continue
-    return None
 
 
 def _str(value: object) -> str:
@@ -215,20 +175,6 @@ def _item(
     )
 
 
-def _load(text: str) -> tuple[Mapping[str, Any] | None, str]:
-    """The JSON object in ``text``, or ``None`` and why not."""
-    if not text.strip():
-        return None, "empty body"
-    try:
-        data = json.loads(text)
-    except ValueError:
-        html = text.lstrip().startswith("<")
-        return None, "HTML page instead of JSON" if html else "invalid or truncated JSON"
-    if not isinstance(data, dict):
-        return None, f"expected a JSON object, got {type(data).__name__}"
-    return data, ""
-
-
 def parse_query(
     body: bytes | str,
     *,
@@ -239,7 +185,7 @@ def parse_query(
 ) -> TrackingResult:
     """Parse a query answer (8001 or 1002) for ``courier`` (canonical) / ``tracking_number``."""
     text = decode_body(body)
-    data, why = _load(text)
+    data, why = load_object(text)
     if data is None or "Success" not in data:
         if http_status == 429:
             error = _error(ErrorKind.RATE_LIMITED, "HTTP 429", text, retryable=True)
@@ -263,7 +209,7 @@ def parse_push(request_data: bytes | str, *, source: str) -> list[TrackingResult
     and tracking number, so the caller can answer ``Success: false``.
     """
     text = decode_body(request_data)
-    data, why = _load(text)
+    data, why = load_object(text)
     items = data.get("Data") if data is not None else None
     if data is None or not isinstance(items, Sequence) or isinstance(items, str):
         error = _error(ErrorKind.BAD_RESPONSE, why or "no Data list", text, retryable=False)

@@ -31,8 +31,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlencode
-from zoneinfo import ZoneInfo
 
+from carriers.chinatime import CHINA_TZ
 from carriers.kdniao.codes import shipper_code
 
 __all__ = [
@@ -52,7 +52,6 @@ REQUEST_TYPE_QUERY = "8001"  #: 快递查询 / 即时查询(增值版): StateEx,
 REQUEST_TYPE_QUERY_STANDARD = "1002"  #: 即时查询 (standard): State and bare traces
 REQUEST_TYPE_PUSH = "101"  #: 轨迹推送
 DATA_TYPE_JSON = "2"
-_CHINA_TZ = ZoneInfo("Asia/Shanghai")
 
 
 def data_sign(request_data: str, api_key: str) -> str:
@@ -112,7 +111,7 @@ def push_ack(
     business_id: str, update_time: datetime, success: bool = True, reason: str = ""
 ) -> dict[str, object]:
     """The JSON body answering a push; ``update_time`` is shown in China local time."""
-    local = update_time.astimezone(_CHINA_TZ) if update_time.tzinfo else update_time
+    local = update_time.astimezone(CHINA_TZ) if update_time.tzinfo else update_time
     return {
         "EBusinessID": business_id,
         "UpdateTime": local.strftime("%Y-%m-%d %H:%M:%S"),

@@ -93,17 +93,7 @@ class Kuaidi100Source(HttpSource):
             place(query.origin),
             place(query.destination),
         )
-        reply = await self.request("POST", "/poll/query.do", data=form)
-        if reply.error is not None:
-            return self.failed(query, reply.error)
-        result = parse_query(
-            reply.body,
-            courier=query.courier,
-            tracking_number=query.tracking_number,
-            source=self.name,
-            http_status=reply.status,
-        )
-        return self.checked([result], reply)[0]
+        return await self.post_query(query, "/poll/query.do", form, parse_query)
 
     async def subscribe(
         self,

@@ -22,13 +22,12 @@ a subscription push. Decisions (see also :mod:`carriers.kuaidi100.codes`):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from carriers.chinatime import CHINA_TZ, parse_china_time
 from carriers.geo import CHINA, canonical_city, canonical_province, parse_location
 from carriers.kuaidi100.codes import (
     CALLBACK_ABORT_LOST,
@@ -49,39 +48,13 @@ from carriers.model import (
     TrackingEvent,
     TrackingResult,
 )
+from carriers.payload import decode_body, load_object
 
 __all__ = ["CHINA_TZ", "decode_body", "parse_callback", "parse_china_time", "parse_query"]
 
-CHINA_TZ = ZoneInfo("Asia/Shanghai")
 _EXCERPT = 300
-_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
 _NO_RESULT = "500"
 _TERMINAL_FAMILIES = frozenset({"3", "4"})
-
-
-def decode_body(body: bytes | str) -> str:
-    """Text of a response body: UTF-8 (BOM dropped), else GB18030 (a superset of GBK)."""
-    if isinstance(body, str):
-        return body.lstrip("\ufeff")
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return body.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return body.decode("utf-8", errors="replace")  # pragma: no cover - gb18030 decodes nearly all
-
-
-def parse_china_time(value: object) -> datetime | None:
-    """A ``"2026-09-11 09:00:00"``-style China local time as an aware datetime, else ``None``."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    for fmt in _TIME_FORMATS:
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=CHINA_TZ)
-        except ValueError:
-            continue
-    return None
 
 
 def _str(value: object) -> str:
@@ -259,20 +232,6 @@ def _http_error(status: int, text: str) -> TrackingError | None:
     return _error(ErrorKind.BAD_RESPONSE, f"HTTP {status}", text, retryable=status >= 500)
 
 
-def _load(text: str) -> tuple[Mapping[str, Any] | None, str]:
-    """The JSON object in ``text``, or ``None`` and why not."""
-    if not text.strip():
-        return None, "empty body"
-    try:
-        data = json.loads(text)
-    except ValueError:
-        html = text.lstrip().startswith("<")
-        return None, "HTML page instead of JSON" if html else "invalid or truncated JSON"
-    if not isinstance(data, dict):
-        return None, f"expected a JSON object, got {type(data).__name__}"
-    return data, ""
-
-
 def parse_query(
     body: bytes | str,
     *,
@@ -284,7 +243,7 @@ def parse_query(
     """Parse a ``poll/query.do`` answer for ``courier`` (canonical) / ``tracking_number``."""
     text = decode_body(body)
     base = TrackingResult(courier=courier, tracking_number=tracking_number, source=source)
-    data, why = _load(text)
+    data, why = load_object(text)
     if data is None:
         error = _http_error(http_status, text) if http_status is not None else None
         error = error or _error(ErrorKind.BAD_RESPONSE, why, text, retryable=True)
@@ -306,7 +265,7 @@ def parse_query(
 def parse_callback(param: bytes | str, *, source: str) -> TrackingResult:
     """Parse the ``param`` field of a subscription push (verify its ``sign`` first)."""
     text = decode_body(param)
-    data, why = _load(text)
+    data, why = load_object(text)
     if data is None:
         error = _error(ErrorKind.BAD_RESPONSE, why, text, retryable=False)
         return TrackingResult(courier="", tracking_number="", source=source, error=error)

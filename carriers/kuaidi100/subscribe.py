@@ -12,13 +12,12 @@ inside ``param`` (this call has no ``sign``). Answer ``{"result", "returnCode", 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from carriers.kuaidi100.codes import com_code
-from carriers.kuaidi100.parse import decode_body
 from carriers.kuaidi100.sign import RESULT_V2
 from carriers.model import ErrorKind, TrackingError
+from carriers.payload import decode_body, load_object
 
 __all__ = ["Subscription", "parse_subscribe", "subscribe_form"]
 
@@ -76,11 +75,8 @@ def parse_subscribe(
 ) -> Subscription:
     """The outcome of one subscription request from its answer body."""
     text = decode_body(body)
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    if not isinstance(data, Mapping):
+    data, _ = load_object(text)
+    if data is None:
         kind = ErrorKind.AUTH if http_status in (401, 403) else ErrorKind.BAD_RESPONSE
         why = f"HTTP {http_status}: " if http_status else ""
         error = TrackingError(kind, f"{why}answer is not JSON", True, text[:_EXCERPT])

@@ -5,30 +5,7 @@ pure parts: :mod:`carriers.track17.codes` (raw code tables) and
 :mod:`carriers.track17.parse` (payload -> :class:`~carriers.model.TrackingResult`).
 """
 
-from carriers.track17.parse import (
-    MAX_BATCH,
-    Registration,
-    WebhookPush,
-    batches,
-    carrier_key,
-    gettrackinfo_body,
-    parse_gettrackinfo,
-    parse_register,
-    parse_webhook,
-    register_body,
-    verify_webhook_signature,
-)
+from carriers.track17 import parse
+from carriers.track17.parse import *  # noqa: F403  (the package's API is parse's ``__all__``)
 
-__all__ = [
-    "MAX_BATCH",
-    "Registration",
-    "WebhookPush",
-    "batches",
-    "carrier_key",
-    "gettrackinfo_body",
-    "parse_gettrackinfo",
-    "parse_register",
-    "parse_webhook",
-    "register_body",
-    "verify_webhook_signature",
-]
+__all__ = parse.__all__

@@ -4,34 +4,31 @@ Nothing here does I/O or raises on a bad payload: a body that is not JSON, an HT
 page or a missing key becomes a :class:`~carriers.model.TrackingError` (``bad_response``,
 with the first 200 characters of the body). One rejected number never sinks the batch.
 
-Times: events carry ``time_iso`` (local time with offset) and ``time_utc``; when both are
-null the time is read from ``time_raw`` (17TRACK documents that a ``Delivered_Other``
-event may only have it there). A ``time_raw`` without a timezone is given the offset of
-the nearest event from the same carrier that has one; failing that, +08:00 for Chinese
-addresses and UTC otherwise.
+Events (times, places) are read by :mod:`carriers.track17.events`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from carriers.geo import CHINA, canonical_city, canonical_province, parse_location
-from carriers.model import (
-    ErrorKind,
-    Location,
-    Status,
-    TrackingError,
-    TrackingEvent,
-    TrackingQuery,
-    TrackingResult,
+from carriers.model import ErrorKind, TrackingError, TrackingEvent, TrackingQuery, TrackingResult
+from carriers.payload import (
+    JsonBody,
+    as_dict,
+    as_int,
+    as_list,
+    as_text,
+    bad_response,
+    body_excerpt,
+    load_json,
+    overall_status,
 )
 from carriers.track17 import codes
+from carriers.track17.events import provider_events
 
 __all__ = [
     "MAX_BATCH",
@@ -47,14 +44,10 @@ __all__ = [
     "verify_webhook_signature",
 ]
 
-JsonBody = bytes | str | Mapping[str, Any]
 T = TypeVar("T")
 
 #: 17TRACK accepts at most 40 numbers per register / gettrackinfo call.
 MAX_BATCH = 40
-_EXCERPT = 200
-_CST = timezone(timedelta(hours=8))
-_CN_CODES = frozenset({"CN"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,60 +120,10 @@ def verify_webhook_signature(body: bytes | str, sign: str, api_key: str) -> bool
     return hmac.compare_digest(expected, sign.strip().lower())
 
 
-# --- shared parsing helpers --------------------------------------------------------------
-
-
-def _excerpt(body: JsonBody) -> str:
-    if isinstance(body, bytes):
-        return body[: _EXCERPT * 4].decode("utf-8", "replace")[:_EXCERPT]
-    if isinstance(body, str):
-        return body[:_EXCERPT]
-    try:
-        return json.dumps(body, ensure_ascii=False, default=str)[:_EXCERPT]
-    except (TypeError, ValueError):
-        return repr(body)[:_EXCERPT]
-
-
-def _load(body: JsonBody) -> Any:
-    """The decoded JSON document, or ``None`` when the body is not JSON."""
-    if isinstance(body, Mapping):
-        return body
-    try:
-        return json.loads(body)
-    except (ValueError, TypeError):
-        return None
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-
-
 def _key(value: Any) -> int | None:
     """A carrier key; 17TRACK sends 0 for "not detected"."""
-    key = _int(value)
+    key = as_int(value)
     return key if key else None
-
-
-def _bad(message: str, excerpt: str) -> TrackingError:
-    return TrackingError(ErrorKind.BAD_RESPONSE, message, retryable=True, raw_excerpt=excerpt)
 
 
 def _http_error(status: int, excerpt: str, retry_after_s: float | None) -> TrackingError:
@@ -212,19 +155,19 @@ def _envelope(
     401/403/429 decide on their own; otherwise a non-JSON body is ``bad_response`` and a
     JSON error envelope (``code`` != 0, ``data.errors[]``) is mapped by its code.
     """
-    excerpt = _excerpt(body)
-    doc = _load(body)
+    excerpt = body_excerpt(body)
+    doc = load_json(body)
     if http_status in (401, 403, 429):
         return {}, _http_error(http_status, excerpt, retry_after_s)
     if not isinstance(doc, Mapping):
         status = f"HTTP {http_status}: " if http_status is not None else ""
-        return {}, _bad(f"{status}response is not a JSON object", excerpt)
-    code = _int(doc.get("code"))
-    data = _dict(doc.get("data"))
+        return {}, bad_response(f"{status}response is not a JSON object", excerpt)
+    code = as_int(doc.get("code"))
+    data = as_dict(doc.get("data"))
     if code != 0:
-        first = _dict(next(iter(_list(data.get("errors"))), None))
-        detail = _str(first.get("message")) or _str(doc.get("message")) or "request failed"
-        return {}, _coded_error(_int(first.get("code")) or code, detail, excerpt)
+        first = as_dict(next(iter(as_list(data.get("errors"))), None))
+        detail = as_text(first.get("message")) or as_text(doc.get("message")) or "request failed"
+        return {}, _coded_error(as_int(first.get("code")) or code, detail, excerpt)
     if http_status is not None and http_status >= 400:
         return {}, _http_error(http_status, excerpt, retry_after_s)
     return data, None
@@ -233,90 +176,10 @@ def _envelope(
 def _by_number(items: list[Any]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for item in items:
-        number = _str(_dict(item).get("number"))
+        number = as_text(as_dict(item).get("number"))
         if number is not None:
             found.setdefault(number.upper(), item)
     return found
-
-
-# --- locations and times -----------------------------------------------------------------
-
-
-def _location(address: dict[str, Any], text: str | None) -> Location:
-    country = (_str(address.get("country")) or "").upper() or None
-    state = _str(address.get("state"))
-    city = _str(address.get("city"))
-    if country in _CN_CODES:
-        province = codes.CN_SUBDIVISIONS.get((state or "").upper()) or canonical_province(state)
-        # a pinyin city ("SHENZHEN") is dropped rather than compared against 深圳市
-        return Location(CHINA, province, canonical_city(city, province), None)
-    if country is None and state is None and city is None:
-        if text and any("\u4e00" <= ch <= "\u9fff" for ch in text):
-            return parse_location(text)
-        return Location()
-    return Location(country, state, city, None)
-
-
-def _iso(value: Any) -> datetime | None:
-    text = _str(value)
-    if text is None:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _event_time(raw: dict[str, Any]) -> datetime | None:
-    """The event time; naive when only an offset-less ``time_raw`` is given."""
-    for key in ("time_iso", "time_utc"):
-        found = _iso(raw.get(key))
-        if found is not None:
-            return found
-    time_raw = _dict(raw.get("time_raw"))
-    date = _str(time_raw.get("date"))
-    if date is None:
-        return None
-    clock = _str(time_raw.get("time")) or "00:00:00"
-    return _iso(f"{date}T{clock}{_str(time_raw.get('timezone')) or ''}")
-
-
-def _resolve_naive(
-    times: list[datetime | None], countries: list[str | None]
-) -> list[datetime | None]:
-    """Give each naive time the offset of the nearest aware one (see module docstring)."""
-    aware = [i for i, t in enumerate(times) if t is not None and t.tzinfo is not None]
-    out: list[datetime | None] = []
-    for i, t in enumerate(times):
-        if t is None or t.tzinfo is not None:
-            out.append(t)
-        elif aware:
-            nearest = times[min(aware, key=lambda j: abs(j - i))]
-            out.append(t.replace(tzinfo=nearest.tzinfo if nearest else UTC))
-        else:
-            out.append(t.replace(tzinfo=_CST if countries[i] in _CN_CODES else UTC))
-    return out
-
-
-def _provider_events(provider: dict[str, Any]) -> tuple[list[TrackingEvent], int]:
-    """One carrier's events, oldest first, and how many had no usable time."""
-    raws = [_dict(e) for e in reversed(_list(provider.get("events")))]  # API lists newest first
-    times = [_event_time(raw) for raw in raws]
-    countries = [(_str(_dict(r.get("address")).get("country")) or "").upper() for r in raws]
-    resolved = _resolve_naive(times, [c or None for c in countries])
-    events: list[TrackingEvent] = []
-    skipped = 0
-    for raw, when in zip(raws, resolved, strict=True):
-        if when is None:
-            skipped += 1
-            continue
-        sub = _str(raw.get("sub_status"))
-        stage = _str(raw.get("stage"))
-        status, problem = codes.status_for(stage, sub) if sub else codes.stage_status(stage)
-        text = _str(raw.get("description")) or ""
-        location = _location(_dict(raw.get("address")), _str(raw.get("location")))
-        events.append(TrackingEvent(when, status, sub or stage or "", text, location, problem))
-    return events, skipped
 
 
 # --- results -----------------------------------------------------------------------------
@@ -333,11 +196,11 @@ def _weight(misc: dict[str, Any]) -> float | None:
 def _track_result(
     item: dict[str, Any], *, source: str, courier: str | None, number: str
 ) -> TrackingResult:
-    excerpt = _excerpt(item)
+    excerpt = body_excerpt(item)
     key = _key(item.get("carrier"))
     detected = codes.courier_for_key(key)
     extra = {"carrier_key": str(key)} if key is not None else {}
-    if tag := _str(item.get("tag")):
+    if tag := as_text(item.get("tag")):
         extra["tag"] = tag
     base = courier or detected or (f"17track:{key}" if key is not None else "")
     corrected = detected if courier and detected and detected != courier else None
@@ -347,22 +210,18 @@ def _track_result(
             ErrorKind.NOT_FOUND, "no tracking information yet", retryable=True, raw_excerpt=excerpt
         )
         return TrackingResult(base, number, source, error=err, extra=extra)
-    latest = _dict(info.get("latest_status"))
-    main, sub = _str(latest.get("status")), _str(latest.get("sub_status"))
+    latest = as_dict(info.get("latest_status"))
+    main, sub = as_text(latest.get("status")), as_text(latest.get("sub_status"))
     events: list[TrackingEvent] = []
     skipped = 0
-    for provider in _list(_dict(info.get("tracking")).get("providers")):
-        found, missed = _provider_events(_dict(provider))
+    for provider in as_list(as_dict(info.get("tracking")).get("providers")):
+        found, missed = provider_events(as_dict(provider))
         events.extend(found)
         skipped += missed
     unique = list(dict.fromkeys(events))  # the same scan may come from two providers
     unique.sort(key=lambda e: e.time)
-    if main or sub:
-        status, problem = codes.status_for(main, sub)
-    elif unique:
-        status, problem = unique[-1].status, unique[-1].problem
-    else:
-        status, problem = Status.UNKNOWN, None
+    stated = codes.status_for(main, sub) if main or sub else None
+    status, problem = overall_status(stated, unique)
     if sub:
         extra["sub_status"] = sub
     if skipped:
@@ -376,7 +235,7 @@ def _track_result(
         source=source,
         status=status,
         events=tuple(unique),
-        weight_kg=_weight(_dict(info.get("misc_info"))),
+        weight_kg=_weight(as_dict(info.get("misc_info"))),
         error=error,
         courier_corrected=corrected,
         finished=main in codes.FINISHED_MAIN_STATUSES or sub == "Exception_Returned",
@@ -386,9 +245,9 @@ def _track_result(
 
 
 def _rejected(item: dict[str, Any]) -> tuple[TrackingError, int | None]:
-    err = _dict(item.get("error"))
-    code = _int(err.get("code"))
-    return _coded_error(code, _str(err.get("message")) or "rejected", _excerpt(item)), code
+    err = as_dict(item.get("error"))
+    code = as_int(err.get("code"))
+    return _coded_error(code, as_text(err.get("message")) or "rejected", body_excerpt(item)), code
 
 
 def parse_gettrackinfo(
@@ -400,14 +259,14 @@ def parse_gettrackinfo(
     retry_after_s: float | None = None,
 ) -> list[TrackingResult]:
     """One result per query, in query order, from a ``gettrackinfo`` response."""
-    excerpt = _excerpt(body)
+    excerpt = body_excerpt(body)
     data, failure = _envelope(body, http_status, retry_after_s)
     if failure is not None:
         return [
             TrackingResult(q.courier, q.tracking_number, source, error=failure) for q in queries
         ]
-    accepted = _by_number(_list(data.get("accepted")))
-    rejected = _by_number(_list(data.get("rejected")))
+    accepted = _by_number(as_list(data.get("accepted")))
+    rejected = _by_number(as_list(data.get("rejected")))
     results: list[TrackingResult] = []
     for q in queries:
         number = q.tracking_number.strip().upper()
@@ -426,7 +285,7 @@ def parse_gettrackinfo(
                 TrackingResult(q.courier, q.tracking_number, source, error=error, extra=extra)
             )
         else:
-            missing = _bad("number missing from the response", excerpt)
+            missing = bad_response("number missing from the response", excerpt)
             results.append(TrackingResult(q.courier, q.tracking_number, source, error=missing))
     return results
 
@@ -439,14 +298,14 @@ def parse_register(
     retry_after_s: float | None = None,
 ) -> list[Registration]:
     """One outcome per query from a ``register`` response; "already registered" is success."""
-    excerpt = _excerpt(body)
+    excerpt = body_excerpt(body)
     data, failure = _envelope(body, http_status, retry_after_s)
     if failure is not None:
         return [
             Registration(q.tracking_number, carrier_key(q.courier), False, failure) for q in queries
         ]
-    accepted = _by_number(_list(data.get("accepted")))
-    rejected = _by_number(_list(data.get("rejected")))
+    accepted = _by_number(as_list(data.get("accepted")))
+    rejected = _by_number(as_list(data.get("rejected")))
     out: list[Registration] = []
     for q in queries:
         number = q.tracking_number.strip().upper()
@@ -461,26 +320,28 @@ def parse_register(
             else:
                 out.append(Registration(q.tracking_number, key, False, error))
         else:
-            missing = _bad("number missing from the response", excerpt)
+            missing = bad_response("number missing from the response", excerpt)
             out.append(Registration(q.tracking_number, carrier_key(q.courier), False, missing))
     return out
 
 
 def parse_webhook(body: JsonBody, *, source: str) -> WebhookPush:
     """A ``TRACKING_UPDATED`` / ``TRACKING_STOPPED`` push (verify the signature first)."""
-    excerpt = _excerpt(body)
-    doc = _load(body)
+    excerpt = body_excerpt(body)
+    doc = load_json(body)
     if not isinstance(doc, Mapping):
-        return WebhookPush("", "", error=_bad("push body is not a JSON object", excerpt))
-    event = _str(doc.get("event")) or ""
-    data = _dict(doc.get("data"))
-    number = _str(data.get("number"))
+        return WebhookPush("", "", error=bad_response("push body is not a JSON object", excerpt))
+    event = as_text(doc.get("event")) or ""
+    data = as_dict(doc.get("data"))
+    number = as_text(data.get("number"))
     if number is None:
-        return WebhookPush(event, "", error=_bad("push has no data.number", excerpt))
+        return WebhookPush(event, "", error=bad_response("push has no data.number", excerpt))
     extra = {"carrier_key": str(key)} if (key := _key(data.get("carrier"))) is not None else {}
     if event == "TRACKING_STOPPED":
         return WebhookPush(event, number, extra=extra)
     if event != "TRACKING_UPDATED":
-        return WebhookPush(event, number, error=_bad(f"unknown push event {event!r}", excerpt))
+        return WebhookPush(
+            event, number, error=bad_response(f"unknown push event {event!r}", excerpt)
+        )
     result = _track_result(data, source=source, courier=None, number=number)
     return WebhookPush(event, number, result=result, extra=extra)

@@ -12,7 +12,7 @@ from carriers.transport.guard import GUARDS, GuardRegistry, ProviderGuard
 from carriers.transport.memo import Memo
 from carriers.transport.options import OptionError, base_url, optional_str, positive, require_str
 from carriers.transport.request import Reply, RetryPolicy, Sleep, admit, parse_retry_after, send
-from carriers.transport.source import HttpSource
+from carriers.transport.source import HttpSource, QueryParser
 
 __all__ = [
     "GUARDS",
@@ -25,6 +25,7 @@ __all__ = [
     "Memo",
     "OptionError",
     "ProviderGuard",
+    "QueryParser",
     "RateBudget",
     "Reply",
     "RetryPolicy",

@@ -16,10 +16,11 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from carriers.chinatime import CHINA_TZ
+
 __all__ = ["CHINA_TZ", "Denial", "DenialReason", "RateBudget"]
 
-#: Quotas of the Chinese providers reset at midnight Beijing time.
-CHINA_TZ = ZoneInfo("Asia/Shanghai")
+# Quotas of the Chinese providers reset at midnight Beijing time, hence CHINA_TZ by default.
 
 
 class DenialReason(StrEnum):

@@ -18,7 +18,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import httpx
 import structlog
@@ -29,7 +29,7 @@ from carriers.transport.guard import GUARDS, GuardRegistry, ProviderGuard
 from carriers.transport.options import OptionError, base_url, positive
 from carriers.transport.request import Reply, RetryPolicy, Sleep, send
 
-__all__ = ["HttpSource"]
+__all__ = ["HttpSource", "QueryParser"]
 
 _log = structlog.get_logger("carriers.transport")
 
@@ -40,6 +40,22 @@ _URL_CACHE = 64
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class QueryParser(Protocol):
+    """A provider's pure parser of the answer to a one-number query."""
+
+    def __call__(
+        self,
+        body: bytes,
+        *,
+        courier: str,
+        tracking_number: str,
+        source: str,
+        http_status: int | None = None,
+    ) -> TrackingResult:
+        """The result for ``tracking_number`` that ``body`` stands for; never raises."""
+        ...
 
 
 class HttpSource:
@@ -194,6 +210,22 @@ class HttpSource:
         if reply.retry_after_s is None:
             return results
         return [self._with_retry_after(r, reply.retry_after_s) for r in results]
+
+    async def post_query(
+        self, query: TrackingQuery, path: str, form: Mapping[str, str], parse: QueryParser
+    ) -> TrackingResult:
+        """POST ``form`` to ``path`` and ``parse`` the answer as the result for ``query``."""
+        reply = await self.request("POST", path, data=form)
+        if reply.error is not None:
+            return self.failed(query, reply.error)
+        result = parse(
+            reply.body,
+            courier=query.courier,
+            tracking_number=query.tracking_number,
+            source=self.name,
+            http_status=reply.status,
+        )
+        return self.checked([result], reply)[0]
 
     @staticmethod
     def _with_retry_after(result: TrackingResult, seconds: float) -> TrackingResult:
