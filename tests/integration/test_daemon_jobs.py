@@ -38,14 +38,14 @@ def _run(jobs: Jobs, name: str) -> tuple[bool, str]:
 
 
 def test_daily_report_runs_once_a_day_whichever_replica_gets_there(engine: Engine) -> None:
-    """Before 08:00 it is not due; the first replica after builds it; the second one skips."""
+    """Not due before 08:00; the first replica after builds and stores it; the next skips."""
     assert _run(_jobs(engine, "w1", at("2026-09-12 07:59")), "report") == (
         False,
         "not due before 08:00",
     )
     assert _run(_jobs(engine, "w1", at("2026-09-12 08:01")), "report") == (
         True,
-        "daily report for 2026-09-12 built",
+        "daily report 1 for 2026-09-12: stored",
     )
     assert _run(_jobs(engine, "w2", at("2026-09-12 09:30")), "report") == (
         False,
