@@ -53,6 +53,7 @@ def _route_stdlib_logging(level: int, renderer: structlog.typing.Processor) -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # their INFO lines ("Added job", "Context impl") are noise next to our own events
-    for name in ("alembic", "apscheduler", "uvicorn", "uvicorn.error", "uvicorn.access"):
+    # their INFO lines ("Added job", "Context impl", one per HTTP request) are noise next to
+    # our own events, and httpx's costs ~100 µs on every provider request
+    for name in ("alembic", "apscheduler", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))

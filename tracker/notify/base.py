@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -82,15 +83,20 @@ class AlertSender(Protocol):
         ...
 
 
+#: how many recent sends a dry-run recorder keeps (the database keeps all of them)
+DRY_RUN_MEMORY = 1000
+
+
 class DryRunChannel:
     """Records a notice as handled without contacting anyone (the default provider)."""
 
     def __init__(self, name: str = "dry-run") -> None:
         self.name = name
-        self.sent: list[OutgoingNotice] = []
+        # bounded: a daemon on the default provider must not grow with every notice
+        self.sent: deque[OutgoingNotice] = deque(maxlen=DRY_RUN_MEMORY)
 
     async def send(self, notice: OutgoingNotice) -> SendResult:
-        """Accept every notice and remember it."""
+        """Accept every notice and remember the most recent ones."""
         self.sent.append(notice)
         return SendResult(ok=True, provider="dry-run", message_id=f"dry-run-{notice.notice_id}")
 
@@ -100,9 +106,9 @@ class DryRunAlertSender:
 
     def __init__(self, name: str = "dry-run") -> None:
         self.name = name
-        self.sent: list[OutgoingAlert] = []
+        self.sent: deque[OutgoingAlert] = deque(maxlen=DRY_RUN_MEMORY)
 
     async def send(self, alert: OutgoingAlert) -> SendResult:
-        """Accept every alert and remember it."""
+        """Accept every alert and remember the most recent ones."""
         self.sent.append(alert)
         return SendResult(ok=True, provider="dry-run", message_id=f"dry-run-{alert.alert_id}")
