@@ -106,7 +106,7 @@ class Poller:
     health: ProviderHealth = field(default_factory=ProviderHealth)
 
     async def run_once(self, now: datetime, max_batches: int = 10_000) -> PollStats:
-        """Poll every parcel due at ``now`` (batch after batch) and detect on touched orders."""
+        """Poll every parcel due at ``now`` (batch after batch); detect on orders that changed."""
         stats = PollStats()
         for _ in range(max_batches):
             with UnitOfWork(self.engine) as uow:
@@ -136,7 +136,9 @@ class Poller:
                             error_kind=result.error.kind.value if result.error else None,
                             error=result.error.message if result.error else None,
                         )
-                    touched.add(item.order_pk)
+                    if outcome.new_events or outcome.status is not item.status:
+                        # unchanged parcels wait for the periodic pass (time-based rules)
+                        touched.add(item.order_pk)
                 uow.commit()
                 stats.detect.add(self.detector.run(uow, touched, now))
         return stats
