@@ -114,7 +114,9 @@ _STEPS = [
 def run_demo(directory: Path | None, echo: Callable[[str], None] = print) -> int:
     """Run the tour; returns the exit code. Writes tracker.db, orders.jsonl and the report."""
     started = time.monotonic()
-    work = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="tracker-demo-"))
+    work = (
+        Path(directory) if directory else Path(tempfile.mkdtemp(prefix="tracker-demo-"))
+    ).resolve()
     work.mkdir(parents=True, exist_ok=True)
     db_path = work / "tracker.db"
     for leftover in (db_path, work / "tracker.db-wal", work / "tracker.db-shm"):
