@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
@@ -57,6 +58,22 @@ def _stalled_source() -> ScriptedSource:
     return source
 
 
+def _stalled_setup(engine: Engine, **order: Any) -> tuple[App, ScriptedSource, list]:
+    """An app whose one order's parcel went silent after two scans; the clock is settable."""
+    source = _stalled_source()
+    now = [at("2026-09-11 10:00")]
+    app = _app(engine, source, now)
+    parcel = make_order(
+        "A1001",
+        PAID,
+        tracking_number="YT7000000001",
+        shipped_at=SHIPPED,
+        **order,
+    )
+    _import(app, parcel)
+    return app, source, now
+
+
 def _import(app: App, *orders) -> None:
     with app.uow() as uow:
         orders_repo.upsert_orders(uow.conn, list(orders), app.clock())
@@ -73,10 +90,7 @@ def _count(engine: Engine, table, *where) -> int:
 
 def test_stalled_parcel_opens_one_ticket_with_notice_and_alert(engine: Engine) -> None:
     """A parcel silent for over 48 h opens one stalled ticket, one notice and one alert."""
-    source = _stalled_source()
-    now = [at("2026-09-11 10:00")]
-    app = _app(engine, source, now)
-    _import(app, make_order("A1001", PAID, tracking_number="YT7000000001", shipped_at=SHIPPED))
+    app, _, now = _stalled_setup(engine)
 
     now[0] = at("2026-09-14 10:00")
     result = asyncio.run(run_cycle(app))
@@ -98,10 +112,7 @@ def test_stalled_parcel_opens_one_ticket_with_notice_and_alert(engine: Engine) -
 
 def test_redetection_updates_evidence_and_never_duplicates(engine: Engine) -> None:
     """Running the cycle again keeps one open ticket per order and kind and one notice."""
-    source = _stalled_source()
-    now = [at("2026-09-11 10:00")]
-    app = _app(engine, source, now)
-    _import(app, make_order("A1001", PAID, tracking_number="YT7000000001", shipped_at=SHIPPED))
+    app, _, now = _stalled_setup(engine)
     for hour in (10, 14, 18):
         now[0] = at(f"2026-09-14 {hour}:00")
         asyncio.run(run_cycle(app))
@@ -115,10 +126,7 @@ def test_redetection_updates_evidence_and_never_duplicates(engine: Engine) -> No
 
 def test_delivery_auto_resolves_with_reason_and_alert(engine: Engine) -> None:
     """Once the parcel is delivered the stalled ticket resolves by itself, saying why."""
-    source = _stalled_source()
-    now = [at("2026-09-11 10:00")]
-    app = _app(engine, source, now)
-    _import(app, make_order("A1001", PAID, tracking_number="YT7000000001", shipped_at=SHIPPED))
+    app, source, now = _stalled_setup(engine)
     now[0] = at("2026-09-14 10:00")
     asyncio.run(run_cycle(app))
     source.scan(
@@ -143,10 +151,7 @@ def test_delivery_auto_resolves_with_reason_and_alert(engine: Engine) -> None:
 
 def test_manual_resolve_is_not_reopened_while_condition_holds(engine: Engine) -> None:
     """An agent's resolution holds: the same condition does not reopen or re-notify."""
-    source = _stalled_source()
-    now = [at("2026-09-11 10:00")]
-    app = _app(engine, source, now)
-    _import(app, make_order("A1001", PAID, tracking_number="YT7000000001", shipped_at=SHIPPED))
+    app, _, now = _stalled_setup(engine)
     now[0] = at("2026-09-14 10:00")
     asyncio.run(run_cycle(app))
     with app.uow() as uow:
@@ -163,10 +168,7 @@ def test_manual_resolve_is_not_reopened_while_condition_holds(engine: Engine) ->
 
 def test_quiet_hours_hold_notice_until_morning(engine: Engine) -> None:
     """A ticket opened at 23:00 queues its notice for 08:00 and nothing is sent at night."""
-    source = _stalled_source()
-    now = [at("2026-09-11 10:00")]
-    app = _app(engine, source, now)
-    _import(app, make_order("A1001", PAID, tracking_number="YT7000000001", shipped_at=SHIPPED))
+    app, _, now = _stalled_setup(engine)
     now[0] = at("2026-09-14 23:00")
     asyncio.run(run_cycle(app))
     with engine.connect() as conn:
@@ -180,13 +182,7 @@ def test_quiet_hours_hold_notice_until_morning(engine: Engine) -> None:
 
 def test_opted_out_buyer_gets_no_notice(engine: Engine) -> None:
     """An opted-out buyer's notice is recorded as suppressed, never sent."""
-    source = _stalled_source()
-    now = [at("2026-09-11 10:00")]
-    app = _app(engine, source, now)
-    _import(
-        app,
-        make_order("A1001", PAID, tracking_number="YT7000000001", shipped_at=SHIPPED, opt_out=True),
-    )
+    app, _, now = _stalled_setup(engine, opt_out=True)
     now[0] = at("2026-09-14 10:00")
     result = asyncio.run(run_cycle(app))
     assert result.dispatch.sent == 0
