@@ -79,7 +79,7 @@ def _step(stack: Sequence[Frame]) -> str:
             in_pass = True
         if name == "claim_due_shipments":
             step = "claim"
-        elif name == "save_result":
+        elif name in ("save_result", "save_results"):
             step = "save_result"
         elif (file.endswith("tracker/service/poll.py") and name in ("run_chunk", "_track_all")) or (
             "/carriers/" in file

@@ -160,7 +160,7 @@ def _instrument(watch: Stopwatch) -> list[str]:
         (poll.Poller, "run_once", "poll", None),
         (poll.Poller, "_track_all", "poll.track", _count_claimed),
         (repo, "claim_due_shipments", "poll.claim", None),
-        (repo, "save_result", "poll.save", None),
+        (repo, "save_results", "poll.save", None),
         (detect.Detector, "run_all_active", "detect_pass", None),
         (dispatch.Dispatcher, "run_once", "dispatch", None),
     ]

@@ -120,8 +120,9 @@ class Poller:
             results = await self._track_all(claimed)
             touched: set[int] = set()
             with UnitOfWork(self.engine) as uow:
-                for item, result in zip(claimed, results, strict=True):
-                    outcome = shipments_repo.save_result(uow.conn, item, result, now)
+                pairs = list(zip(claimed, results, strict=True))
+                outcomes = shipments_repo.save_results(uow.conn, pairs, now)
+                for (item, result), outcome in zip(pairs, outcomes, strict=True):
                     stats.new_events += outcome.new_events
                     if outcome.ok:
                         stats.ok += 1
