@@ -288,35 +288,18 @@ def _run_report(args: argparse.Namespace) -> dict[str, Any]:
     app = build_app(settings, clock=fixed_clock(now))
     result: dict[str, Any] = {"mode": "report"}
     try:
-        try:
-            time_daily_report = importlib.import_module("tracker.report").time_daily_report
-        except (ImportError, AttributeError):  # before the report package had its hook
-            time_daily_report = None
-        if time_daily_report is not None:
-            result["impl"] = "tracker.report.time_daily_report (build_daily_report + render_all)"
-            if args.repeat > 1:  # the first build alone, before caches are warm
-                cold = time_daily_report(app.engine, settings, now, policy=app.policy, repeat=1)
-                result["cold_build_s"] = round(cold["total"], 4)
-            fastest = time_daily_report(
-                app.engine, settings, now, policy=app.policy, repeat=args.repeat, render=True
-            )
-            result["repeat"] = args.repeat
-            result["timings"] = {k: round(v, 4) for k, v in fastest.items()}
-            result["report_s"] = round(fastest["total"] + fastest.get("render", 0.0), 4)
-        else:
-            result["impl"] = "tracker.service.report.build_daily_report + render_report('html')"
-            service = importlib.import_module("tracker.service.report")
-            best: float | None = None
-            for _ in range(args.repeat):
-                started = time.perf_counter()
-                with app.engine.connect() as conn:
-                    report = service.build_daily_report(
-                        conn, now.astimezone(settings.tz).date(), now, settings
-                    )
-                service.render_report(report, "html")
-                took = time.perf_counter() - started
-                best = took if best is None else min(best, took)
-            result["report_s"] = round(best or 0.0, 4)
+        from tracker.report import time_daily_report
+
+        result["impl"] = "tracker.report.time_daily_report (build_daily_report + render_all)"
+        if args.repeat > 1:  # the first build alone, before caches are warm
+            cold = time_daily_report(app.engine, settings, now, policy=app.policy, repeat=1)
+            result["cold_build_s"] = round(cold["total"], 4)
+        fastest = time_daily_report(
+            app.engine, settings, now, policy=app.policy, repeat=args.repeat, render=True
+        )
+        result["repeat"] = args.repeat
+        result["timings"] = {k: round(v, 4) for k, v in fastest.items()}
+        result["report_s"] = round(fastest["total"] + fastest.get("render", 0.0), 4)
     finally:
         app.close()
     result["usage"] = _usage()

@@ -24,12 +24,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from carriers.registry import courier_name
 from tracker.domain.masking import mask_phone, mask_phones_in_text
-from tracker.errors import NotFoundError
 from tracker.notify.base import AlertSender, BuyerChannel, OutgoingNotice, SendResult
 from tracker.notify.quiet import QuietHours
 from tracker.service.dispatch_alerts import ALERT_SCHEDULE_S, deliver_alert_batch
 from tracker.settings import AlertGroupingConfig
-from tracker.store.sql import claim_rows
+from tracker.store.sql import claim_rows, requeue
 from tracker.store.tables import buyers, notices, orders, tickets
 from tracker.store.uow import UnitOfWork
 
@@ -77,24 +76,15 @@ def notice_variables(row: Any, shop: str) -> dict[str, str]:
 
 def retry_notice(conn: Connection, notice_id: int, now: datetime) -> str:
     """Queue a failed notice again with fresh attempts; returns what happened."""
-    row = conn.execute(select(notices.c.status).where(notices.c.id == notice_id)).first()
-    if row is None:
-        raise NotFoundError(f"notice {notice_id} does not exist")
-    if row.status != "failed":
-        return f"notice {notice_id} is {row.status}, not failed: nothing to retry"
-    conn.execute(
-        update(notices)
-        .where(notices.c.id == notice_id)
-        .values(
-            status="queued",
-            attempts=0,
-            scheduled_for=now,
-            reason="retry requested",
-            claimed_until=None,
-            claimed_by=None,
-        )
+    return requeue(
+        conn,
+        notices,
+        notice_id,
+        noun="notice",
+        from_status="failed",
+        due_column="scheduled_for",
+        now=now,
     )
-    return f"notice {notice_id} queued again"
 
 
 @dataclass

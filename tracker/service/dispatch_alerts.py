@@ -12,12 +12,11 @@ import structlog
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Connection
 
-from tracker.errors import NotFoundError
 from tracker.notify.base import AlertSender, OutgoingAlert, SendResult
 from tracker.notify.grouping import PendingAlert, plan_bursts
 from tracker.settings import AlertGroupingConfig
 from tracker.store import runtime_repo
-from tracker.store.sql import claim_rows
+from tracker.store.sql import claim_rows, requeue
 from tracker.store.tables import alerts
 from tracker.store.uow import UnitOfWork
 
@@ -71,24 +70,15 @@ def set_endpoint_enabled(
 
 def retry_alert(conn: Connection, alert_id: int, now: datetime) -> str:
     """Queue a dead alert again with fresh attempts; returns what happened."""
-    row = conn.execute(select(alerts.c.status).where(alerts.c.id == alert_id)).first()
-    if row is None:
-        raise NotFoundError(f"alert {alert_id} does not exist")
-    if row.status != "dead":
-        return f"alert {alert_id} is {row.status}, not dead: nothing to retry"
-    conn.execute(
-        update(alerts)
-        .where(alerts.c.id == alert_id)
-        .values(
-            status="queued",
-            attempts=0,
-            next_attempt_at=now,
-            reason="retry requested",
-            claimed_until=None,
-            claimed_by=None,
-        )
+    return requeue(
+        conn,
+        alerts,
+        alert_id,
+        noun="alert",
+        from_status="dead",
+        due_column="next_attempt_at",
+        now=now,
     )
-    return f"alert {alert_id} queued again"
 
 
 def _retry_delay(attempts: int) -> timedelta:

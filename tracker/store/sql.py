@@ -9,7 +9,9 @@ from sqlalchemy import ColumnElement, Table, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-__all__ = ["claim_rows", "insert_ignore"]
+from tracker.errors import NotFoundError
+
+__all__ = ["claim_rows", "insert_ignore", "requeue"]
 
 
 def insert_ignore(
@@ -56,3 +58,39 @@ def claim_rows(
             .returning(table.c.id)
         ).scalars()
     )
+
+
+def requeue(
+    conn: Connection,
+    table: Table,
+    row_id: int,
+    *,
+    noun: str,
+    from_status: str,
+    due_column: str,
+    now: datetime,
+) -> str:
+    """Queue a ``from_status`` outbox row again with fresh attempts; says what happened.
+
+    Raises :class:`tracker.errors.NotFoundError` when there is no such row.
+    """
+    status = conn.execute(select(table.c.status).where(table.c.id == row_id)).scalar()
+    if status is None:
+        raise NotFoundError(f"{noun} {row_id} does not exist")
+    if status != from_status:
+        return f"{noun} {row_id} is {status}, not {from_status}: nothing to retry"
+    conn.execute(
+        update(table)
+        .where(table.c.id == row_id)
+        .values(
+            {
+                "status": "queued",
+                "attempts": 0,
+                due_column: now,
+                "reason": "retry requested",
+                "claimed_until": None,
+                "claimed_by": None,
+            }
+        )
+    )
+    return f"{noun} {row_id} queued again"
