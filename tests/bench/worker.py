@@ -156,11 +156,12 @@ def _instrument(watch: Stopwatch) -> list[str]:
     detect = importlib.import_module("tracker.service.detect")
     dispatch = importlib.import_module("tracker.service.dispatch")
     repo = importlib.import_module("tracker.store.shipments_repo")
+    ingest = importlib.import_module("tracker.store.ingest")
     targets: list[tuple[Any, str, str, Callable[..., int] | None]] = [
         (poll.Poller, "run_once", "poll", None),
         (poll.Poller, "_track_all", "poll.track", _count_claimed),
         (repo, "claim_due_shipments", "poll.claim", None),
-        (repo, "save_results", "poll.save", None),
+        (ingest, "save_results", "poll.save", None),
         (detect.Detector, "run_all_active", "detect_pass", None),
         (dispatch.Dispatcher, "run_once", "dispatch", None),
     ]

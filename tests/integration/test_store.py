@@ -14,7 +14,7 @@ from carriers.model import Location, Problem, Status, TrackingEvent, TrackingRes
 from tests.conftest import at
 from tests.fakes import make_order
 from tracker.domain.model import ShipmentRecord
-from tracker.store import orders_repo, shipments_repo
+from tracker.store import ingest, orders_repo, shipments_repo
 from tracker.store.tables import metadata, order_items, orders, shipments, tracking_events
 
 NOW = at("2026-09-11 10:00")
@@ -84,12 +84,12 @@ def test_duplicate_scans_are_stored_once_and_delivered_never_regresses(engine: E
     result = TrackingResult("yto", "YT0000000001", "fake", Status.DELIVERED, scans)
     claimed = _claim(engine, "w1")[0]
     with engine.begin() as conn:
-        assert shipments_repo.save_result(conn, claimed, result, NOW).new_events == 2
+        assert ingest.save_result(conn, claimed, result, NOW).new_events == 2
     late = TrackingEvent(at("2026-09-13 12:00"), Status.IN_TRANSIT, "0", "到达【杭州转运中心】")
     again = TrackingResult("yto", "YT0000000001", "fake", Status.IN_TRANSIT, (*scans, late))
     claimed = replace(claimed, status=Status.DELIVERED)
     with engine.begin() as conn:
-        outcome = shipments_repo.save_result(conn, claimed, again, NOW)
+        outcome = ingest.save_result(conn, claimed, again, NOW)
         assert outcome.new_events == 1
         assert outcome.status is Status.DELIVERED
         assert conn.execute(select(func.count()).select_from(tracking_events)).scalar_one() == 3
@@ -108,12 +108,10 @@ def test_parcel_level_provider_problem_lands_on_the_newest_scan(engine: Engine) 
     )
     plain = TrackingResult("yto", "YT0000000001", "fake", Status.IN_TRANSIT, scans)
     with engine.begin() as conn:
-        shipments_repo.save_result(conn, _claim(engine, "w1")[0], plain, NOW)
+        ingest.save_result(conn, _claim(engine, "w1")[0], plain, NOW)
     lost = replace(plain, status=Status.EXCEPTION, problem=Problem.LOST)
     with engine.begin() as conn:
-        shipments_repo.save_result(
-            conn, _claim(engine, "w1", now=NOW + timedelta(hours=9))[0], lost, NOW
-        )
+        ingest.save_result(conn, _claim(engine, "w1", now=NOW + timedelta(hours=9))[0], lost, NOW)
         problems = dict(
             conn.execute(select(tracking_events.c.raw_code, tracking_events.c.problem)).all()
         )

@@ -19,7 +19,7 @@ from carriers.model import (
 )
 from tests.conftest import at
 from tests.fakes import make_order
-from tracker.store import orders_repo, shipments_repo
+from tracker.store import ingest, orders_repo, shipments_repo
 from tracker.store.tables import shipments, tracking_events
 
 NOW = at("2026-09-12 10:00")
@@ -80,7 +80,7 @@ def test_a_mixed_batch_is_stored_with_every_rule_of_single_saves(engine: Engine)
             (DELIVERED, _answer(DELIVERED, Status.DELIVERED, PICKED, SIGNED)),
             (RACED, _answer(RACED, Status.DELIVERED, PICKED, SIGNED)),
         ):
-            assert shipments_repo.save_pushed_result(conn, claimed[number].id, answer, earlier)
+            assert ingest.save_pushed_result(conn, claimed[number].id, answer, earlier)
         shipments_repo.set_weights(conn, [(BILLED, 2.5)], earlier)
     before = _stored(engine)
     assert before[SEEN].claimed_by == "w1"
@@ -118,7 +118,7 @@ def test_a_mixed_batch_is_stored_with_every_rule_of_single_saves(engine: Engine)
         (claimed[RACED], _answer(RACED, Status.IN_TRANSIT, PICKED, MOVING)),
     ]
     with engine.begin() as conn:
-        outcomes = shipments_repo.save_results(conn, pairs, NOW)
+        outcomes = ingest.save_results(conn, pairs, NOW)
 
     assert [o.shipment_id for o in outcomes] == [c.id for c, _ in pairs]
     summary = {o.shipment_id: (o.new_events, o.status, o.ok) for o in outcomes}
@@ -180,4 +180,4 @@ def test_a_mixed_batch_is_stored_with_every_rule_of_single_saves(engine: Engine)
 def test_an_empty_batch_changes_nothing(engine: Engine) -> None:
     """Storing no answers runs no statement and returns no outcomes."""
     with engine.begin() as conn:
-        assert shipments_repo.save_results(conn, [], NOW) == []
+        assert ingest.save_results(conn, [], NOW) == []

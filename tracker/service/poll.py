@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from carriers.base import TrackingSource
 from carriers.model import ErrorKind, TrackingError, TrackingQuery, TrackingResult
 from tracker.service.detect import Detector, DetectStats
-from tracker.store import shipments_repo
+from tracker.store import ingest, shipments_repo
 from tracker.store.shipments_repo import ClaimedShipment
 from tracker.store.uow import UnitOfWork
 
@@ -121,7 +121,7 @@ class Poller:
             touched: set[int] = set()
             with UnitOfWork(self.engine) as uow:
                 pairs = list(zip(claimed, results, strict=True))
-                outcomes = shipments_repo.save_results(uow.conn, pairs, now)
+                outcomes = ingest.save_results(uow.conn, pairs, now)
                 for (item, result), outcome in zip(pairs, outcomes, strict=True):
                     stats.new_events += outcome.new_events
                     if outcome.ok:

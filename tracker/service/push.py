@@ -17,7 +17,7 @@ import structlog
 from carriers.model import TrackingResult
 from tracker.bootstrap import App
 from tracker.service.detect import DetectStats
-from tracker.store import shipments_repo
+from tracker.store import ingest, shipments_repo
 
 __all__ = ["PushStats", "ingest_push"]
 
@@ -57,7 +57,7 @@ def ingest_push(app: App, results: Sequence[TrackingResult], now: datetime) -> P
                 stats.unknown.append(result.tracking_number)
                 continue
             for shipment_id in ids:
-                outcome = shipments_repo.save_pushed_result(uow.conn, shipment_id, result, now)
+                outcome = ingest.save_pushed_result(uow.conn, shipment_id, result, now)
                 if outcome is None:
                     continue
                 stats.stored += 1
