@@ -302,6 +302,8 @@ Index(
     postgresql_where=text("shipped_at IS NULL"),
 )
 Index("ix_shipments_source_last_polled", shipments.c.source, shipments.c.last_polled_at)
+# What the periodic detection pass starts from (migration 0003; see tracker/service/detect).
+Index("ix_shipments_status_last_scan", shipments.c.status, shipments.c.last_scan_at)
 Index(
     "ix_shipments_source_failing",
     shipments.c.source,
