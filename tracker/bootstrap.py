@@ -167,6 +167,7 @@ class App:
             batch_size=poll.batch_size,
             lease=timedelta(seconds=poll.lease_s),
             concurrency=poll.concurrency,
+            pipeline=poll.pipeline,
         )
 
     @cached_property

@@ -159,6 +159,7 @@ class PollConfig(_Strict):
 
     batch_size: int = Field(default=200, ge=1, le=5000)
     concurrency: int = Field(default=64, ge=1, le=2048)
+    pipeline: int = Field(default=3, ge=1, le=32)
     lease_s: int = Field(default=120, ge=10)
 
 

@@ -123,11 +123,11 @@ class Bench:
 
 
 def effective_concurrency(batch_size: int | None, poll_concurrency: int | None) -> int:
-    """Requests the tracker can have in flight: batch, chunks x batch size, connections."""
+    """Requests the tracker can have in flight: batches, chunks x batch size, connections."""
     defaults = PollConfig()
-    batch = batch_size or defaults.batch_size
+    claimed = (batch_size or defaults.batch_size) * defaults.pipeline
     chunks = poll_concurrency or defaults.concurrency
-    return min(batch, chunks * Kuaidi100Source.max_batch, DEFAULT_MAX_CONNECTIONS)
+    return min(claimed, chunks * Kuaidi100Source.max_batch, DEFAULT_MAX_CONNECTIONS)
 
 
 def stage_ceiling(bench: Bench, concurrency: int) -> dict[str, Any]:

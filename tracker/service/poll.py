@@ -94,7 +94,11 @@ class PollStats:
 
 @dataclass
 class Poller:
-    """Claims due parcels in batches and runs each through its source, store and rules."""
+    """Claims due parcels in batches and runs each through its source, store and rules.
+
+    ``concurrency`` bounds the source calls in flight over all batches; ``pipeline`` is how
+    many claimed batches may be in flight at once.
+    """
 
     engine: Engine
     router: SourceRouter
@@ -103,48 +107,99 @@ class Poller:
     batch_size: int = 200
     lease: timedelta = timedelta(minutes=2)
     concurrency: int = 64
+    pipeline: int = 3
     health: ProviderHealth = field(default_factory=ProviderHealth)
 
     async def run_once(self, now: datetime, max_batches: int = 10_000) -> PollStats:
-        """Poll every parcel due at ``now`` (batch after batch); detect on orders that changed."""
+        """Poll every parcel due at ``now``, ``pipeline`` claim batches in flight at once.
+
+        The next batch is claimed and its requests sent while earlier batches wait for
+        their answers; each batch is stored and its changed orders detected as soon as its
+        answers are in. A failing batch does not strand the others: they finish (and store
+        what they got) before the error is raised.
+        """
         stats = PollStats()
-        for _ in range(max_batches):
-            with UnitOfWork(self.engine) as uow:
-                claimed = shipments_repo.claim_due_shipments(
-                    uow.conn, now, self.batch_size, self.lease, self.worker_id
-                )
-                uow.commit()
-            if not claimed:
-                break
-            stats.claimed += len(claimed)
-            results = await self._track_all(claimed)
-            touched: set[int] = set()
-            with UnitOfWork(self.engine) as uow:
-                pairs = list(zip(claimed, results, strict=True))
-                outcomes = ingest.save_results(uow.conn, pairs, now)
-                for (item, result), outcome in zip(pairs, outcomes, strict=True):
-                    stats.new_events += outcome.new_events
-                    if outcome.ok:
-                        stats.ok += 1
-                    else:
-                        stats.failed += 1
-                        _log.warning(
-                            "tracking_failed",
-                            provider=result.source,
-                            courier=item.courier,
-                            tracking_number=item.tracking_number,
-                            shipment_id=item.id,
-                            error_kind=result.error.kind.value if result.error else None,
-                            error=result.error.message if result.error else None,
-                        )
-                    if outcome.new_events or outcome.status is not item.status:
-                        # unchanged parcels wait for the periodic pass (time-based rules)
-                        touched.add(item.order_pk)
-                uow.commit()
-                stats.detect.add(self.detector.run(uow, touched, now))
+        gate = asyncio.Semaphore(self.concurrency)
+        in_flight: set[asyncio.Task[None]] = set()
+        batches_left = max_batches
+        error: BaseException | None = None
+        try:
+            while True:
+                while error is None and batches_left and len(in_flight) < self.pipeline:
+                    claimed = self._claim(now)
+                    batches_left = batches_left - 1 if claimed else 0
+                    if not claimed:
+                        break
+                    stats.claimed += len(claimed)
+                    in_flight.add(asyncio.create_task(self._process(claimed, now, gate, stats)))
+                if not in_flight:
+                    break
+                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if error is None and task.exception() is not None:
+                        error = task.exception()
+        finally:
+            if in_flight:  # cancelled from outside: let claimed batches finish their store
+                await asyncio.gather(*in_flight, return_exceptions=True)
+        if error is not None:
+            raise error
         return stats
 
-    async def _track_all(self, claimed: list[ClaimedShipment]) -> list[TrackingResult]:
+    def _claim(self, now: datetime) -> list[ClaimedShipment]:
+        with UnitOfWork(self.engine) as uow:
+            claimed = shipments_repo.claim_due_shipments(
+                uow.conn, now, self.batch_size, self.lease, self.worker_id
+            )
+            uow.commit()
+        return claimed
+
+    async def _process(
+        self,
+        claimed: list[ClaimedShipment],
+        now: datetime,
+        gate: asyncio.Semaphore,
+        stats: PollStats,
+    ) -> None:
+        """Track one claimed batch, store the answers and detect on the orders that changed."""
+        results = await self._track_all(claimed, gate)
+        # no await below: the store and detection of one batch never interleave with another's
+        self._store(claimed, results, now, stats)
+
+    def _store(
+        self,
+        claimed: list[ClaimedShipment],
+        results: list[TrackingResult],
+        now: datetime,
+        stats: PollStats,
+    ) -> None:
+        touched: set[int] = set()
+        with UnitOfWork(self.engine) as uow:
+            pairs = list(zip(claimed, results, strict=True))
+            outcomes = ingest.save_results(uow.conn, pairs, now)
+            for (item, result), outcome in zip(pairs, outcomes, strict=True):
+                stats.new_events += outcome.new_events
+                if outcome.ok:
+                    stats.ok += 1
+                else:
+                    stats.failed += 1
+                    _log.warning(
+                        "tracking_failed",
+                        provider=result.source,
+                        courier=item.courier,
+                        tracking_number=item.tracking_number,
+                        shipment_id=item.id,
+                        error_kind=result.error.kind.value if result.error else None,
+                        error=result.error.message if result.error else None,
+                    )
+                if outcome.new_events or outcome.status is not item.status:
+                    # unchanged parcels wait for the periodic pass (time-based rules)
+                    touched.add(item.order_pk)
+            uow.commit()
+            stats.detect.add(self.detector.run(uow, touched, now))
+
+    async def _track_all(
+        self, claimed: list[ClaimedShipment], gate: asyncio.Semaphore
+    ) -> list[TrackingResult]:
         by_source: dict[str, list[int]] = defaultdict(list)
         sources: dict[str, TrackingSource] = {}
         results: list[TrackingResult | None] = [None] * len(claimed)
@@ -162,7 +217,6 @@ class Poller:
                 continue
             by_source[source.name].append(index)
             sources[source.name] = source
-        gate = asyncio.Semaphore(self.concurrency)
 
         async def run_chunk(source: TrackingSource, indexes: list[int]) -> None:
             queries = [claimed[i].query for i in indexes]

@@ -1,0 +1,136 @@
+"""The poller keeps several claim batches in flight and never loses a batch's answers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from carriers.model import Status, TrackingQuery, TrackingResult
+from tests.conftest import at
+from tests.fakes import ScriptedSource, make_order
+from tracker.bootstrap import App
+from tracker.notify.base import DryRunAlertSender, DryRunChannel
+from tracker.service.poll import SourceRouter
+from tracker.settings import DatabaseConfig, PollConfig, Settings
+from tracker.store import orders_repo
+from tracker.store.tables import shipments, tracking_events
+
+PAID = at("2026-09-10 10:00")
+NOW = at("2026-09-12 12:00")
+PARCELS = 12
+
+
+class SlowSource(ScriptedSource):
+    """A scripted source that waits per call and records how many calls overlap."""
+
+    def __init__(self, *, fail_numbers: frozenset[str] = frozenset()) -> None:
+        super().__init__(max_batch=1)
+        self.active = 0
+        self.most_active = 0
+        self.fail_numbers = fail_numbers
+
+    async def track(self, queries: Sequence[TrackingQuery]) -> list[TrackingResult]:
+        """Answer after a short wait, counting the calls in flight meanwhile."""
+        self.active += 1
+        self.most_active = max(self.most_active, self.active)
+        try:
+            await asyncio.sleep(0.02)
+            return await super().track(queries)
+        finally:
+            self.active -= 1
+
+
+def _app(engine: Engine, source: ScriptedSource, *, batch_size: int, pipeline: int) -> App:
+    settings = Settings(
+        database=DatabaseConfig(url=str(engine.url)),
+        poll=PollConfig(batch_size=batch_size, concurrency=64, pipeline=pipeline),
+    )
+    return App(
+        settings=settings,
+        clock=lambda: NOW,
+        engine_override=engine,
+        sources_override=[(source, frozenset({"*"}))],
+        channels_override={"sms": DryRunChannel()},
+        alert_senders_override={"ops": DryRunAlertSender("ops")},
+    )
+
+
+def _seed(app: App, source: ScriptedSource) -> list[str]:
+    numbers = [f"YT71000000{i:02d}" for i in range(PARCELS)]
+    with app.uow() as uow:
+        orders = [
+            make_order(f"P{i}", PAID, tracking_number=n, shipped_at=PAID)
+            for i, n in enumerate(numbers)
+        ]
+        orders_repo.upsert_orders(uow.conn, orders, PAID)
+        uow.commit()
+    for n in numbers:
+        source.scan(n, at("2026-09-11 18:00"), Status.PICKED_UP, "【广州市】已揽收")
+    return numbers
+
+
+def test_batches_overlap_and_every_parcel_is_stored_once(engine: Engine) -> None:
+    """With batches of 2 and a pipeline of 3, up to 6 requests overlap; all 12 are stored."""
+    source = SlowSource()
+    app = _app(engine, source, batch_size=2, pipeline=3)
+    _seed(app, source)
+    stats = asyncio.run(app.poller(SourceRouter(app.build_sources())).run_once(NOW))
+    assert stats.claimed == PARCELS and stats.ok == PARCELS and stats.new_events == PARCELS
+    assert 2 < source.most_active <= 6
+    assert sorted(n for call in source.calls for n in call) == sorted(
+        f"YT71000000{i:02d}" for i in range(PARCELS)
+    )
+    with engine.connect() as conn:
+        picked = conn.execute(
+            select(func.count()).select_from(shipments).where(shipments.c.status == "picked_up")
+        ).scalar_one()
+        scans = conn.execute(select(func.count()).select_from(tracking_events)).scalar_one()
+        claimed = conn.execute(
+            select(func.count()).select_from(shipments).where(shipments.c.claimed_by.is_not(None))
+        ).scalar_one()
+    assert picked == PARCELS and scans == PARCELS and claimed == 0
+
+
+def test_pipeline_of_one_polls_batch_after_batch(engine: Engine) -> None:
+    """``pipeline = 1`` keeps the old order: one batch's requests at a time."""
+    source = SlowSource()
+    app = _app(engine, source, batch_size=2, pipeline=1)
+    _seed(app, source)
+    stats = asyncio.run(app.poller(SourceRouter(app.build_sources())).run_once(NOW))
+    assert stats.ok == PARCELS and source.most_active == 2
+
+
+def test_a_failing_batch_lets_the_others_finish_then_raises(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store error in one batch is raised after the batches in flight have stored theirs."""
+    source = SlowSource()
+    app = _app(engine, source, batch_size=2, pipeline=3)
+    _seed(app, source)
+    poller = app.poller(SourceRouter(app.build_sources()))
+    original = poller._store
+    doomed: list[str] = []
+
+    def store(claimed, results, now, stats):  # type: ignore[no-untyped-def]
+        if not doomed:  # the first batch to come back fails
+            doomed.extend(c.tracking_number for c in claimed)
+            raise RuntimeError("disk full")
+        original(claimed, results, now, stats)
+
+    monkeypatch.setattr(poller, "_store", store)
+    with pytest.raises(RuntimeError, match="disk full"):
+        asyncio.run(poller.run_once(NOW))
+    with engine.connect() as conn:
+        stored = set(
+            conn.execute(
+                select(shipments.c.tracking_number).where(shipments.c.status == "picked_up")
+            ).scalars()
+        )
+    # the failed batch's parcels stay due (their lease runs out); the batches already in
+    # flight beside it were stored, and no new batch was claimed after the failure
+    assert not stored & set(doomed)
+    assert len(stored) == 4
