@@ -181,3 +181,35 @@ def test_an_empty_batch_changes_nothing(engine: Engine) -> None:
     """Storing no answers runs no statement and returns no outcomes."""
     with engine.begin() as conn:
         assert ingest.save_results(conn, [], NOW) == []
+
+
+def test_only_unseen_scans_are_inserted_and_a_late_backdated_scan_is_kept(engine: Engine) -> None:
+    """A repeated history inserts nothing; a scan older than the newest stored one still lands."""
+    with engine.begin() as conn:
+        orders_repo.upsert_orders(
+            conn,
+            [make_order("B1", at("2026-09-10 10:00"), tracking_number=NEW)],
+            NOW - timedelta(days=1),
+        )
+        (claim,) = shipments_repo.claim_due_shipments(conn, NOW, 10, timedelta(minutes=2), "w1")
+    nowhere = replace(MOVING, location=replace(MOVING.location, province=None, city=None))
+    backdated = TrackingEvent(at("2026-09-11 20:00"), Status.IN_TRANSIT, "0", "【广州市】已发出")
+    answers = [
+        _answer(NEW, Status.DELIVERED, PICKED, nowhere, SIGNED),
+        _answer(NEW, Status.DELIVERED, PICKED, nowhere, SIGNED),
+        _answer(NEW, Status.DELIVERED, PICKED, backdated, nowhere, SIGNED),
+    ]
+    counts = []
+    for answer in answers:
+        with engine.begin() as conn:
+            (outcome,) = ingest.save_results(conn, [(claim, answer)], NOW)
+        counts.append(outcome.new_events)
+    assert counts == [3, 0, 1]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(tracking_events.c.text, tracking_events.c.province, tracking_events.c.time)
+            .where(tracking_events.c.shipment_id == claim.id)
+            .order_by(tracking_events.c.time)
+        ).all()
+    assert [r.text for r in rows] == [PICKED.text, backdated.text, MOVING.text, SIGNED.text]
+    assert rows[2].province is None and rows[1].time == backdated.time

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from carriers.model import (
@@ -57,11 +57,7 @@ def save_results(
     unless ``release_claim`` is false (a push must not steal a poller's lease).
     """
     good = [(c, r) for c, r in pairs if r.error is None]
-    rows = [_event_row(c.id, e, r.source, now) for c, r in good for e in r.events]
-    inserted: Counter[int] = Counter()
-    if rows:
-        insert = _INSERT_EVENTS.get(conn.dialect.name, _INSERT_EVENTS["sqlite"])
-        inserted.update(conn.execute(insert, rows).scalars())
+    inserted = _insert_new_events(conn, good, now)
     problems = [p for c, r in good if (p := _provider_problem(c.id, r)) is not None]
     if problems:
         conn.execute(_MARK_PROBLEM, problems)
@@ -172,19 +168,72 @@ def _keep_unless_given(name: str, column: ColumnElement[Any]) -> Any:
     return func.coalesce(_param(name, column), column)
 
 
-def _build_insert_events(module: Any) -> Any:
-    return (
-        module.insert(tracking_events)
-        .on_conflict_do_nothing(index_elements=["shipment_id", "dedupe_key"])
-        .returning(tracking_events.c.shipment_id)
-    )
+def _insert_new_events(
+    conn: Connection, good: Sequence[tuple[ClaimedShipment, TrackingResult]], now: datetime
+) -> Counter[int]:
+    """Insert the scans not stored yet; returns how many were new per shipment.
 
+    Providers answer with the whole history every time, so most scans are already stored:
+    their keys are read first (one indexed query for the batch) and only the rest is
+    inserted. ON CONFLICT still skips a scan a concurrent push stored meanwhile.
+    """
+    ids = [c.id for c, r in good if r.events]
+    inserted: Counter[int] = Counter()
+    if not ids:
+        return inserted
+    stored = {(row[0], row[1]) for row in conn.execute(_STORED_KEYS, {"p_ids": ids})}
+    rows: list[dict[str, Any]] = []
+    for claimed, result in good:
+        for event in result.events:
+            key = dedupe_key(event)
+            if (claimed.id, key) not in stored:
+                stored.add((claimed.id, key))  # a scan repeated within one answer
+                rows.append(_event_row(claimed.id, event, key, result.source, now))
+    if not rows:
+        return inserted
+    if conn.dialect.name == "postgresql":
+        # one fixed statement over arrays: a multi-row VALUES insert is a new query text for
+        # every batch size, and psycopg re-parses such long texts on every execution
+        columns = {name: [row[name] for row in rows] for name in _EVENT_COLUMNS}
+        result_ids = conn.exec_driver_sql(_PG_INSERT_EVENTS, columns).scalars()
+    else:
+        result_ids = conn.execute(_SQLITE_INSERT_EVENTS, rows).scalars()
+    inserted.update(result_ids)
+    return inserted
+
+
+_STORED_KEYS = select(tracking_events.c.shipment_id, tracking_events.c.dedupe_key).where(
+    tracking_events.c.shipment_id.in_(bindparam("p_ids", expanding=True))
+)
 
 # statements are built once: building them per parcel cost more CPU than running them
-_INSERT_EVENTS: dict[str, Any] = {
-    "postgresql": _build_insert_events(postgresql),
-    "sqlite": _build_insert_events(sqlite),
+_SQLITE_INSERT_EVENTS = (
+    sqlite.insert(tracking_events)
+    .on_conflict_do_nothing(index_elements=["shipment_id", "dedupe_key"])
+    .returning(tracking_events.c.shipment_id)
+)
+#: column -> PostgreSQL array type, in the order of :data:`_PG_INSERT_EVENTS`
+_EVENT_COLUMNS: dict[str, str] = {
+    "shipment_id": "bigint",
+    "time": "timestamptz",
+    "status": "varchar",
+    "raw_code": "varchar",
+    "text": "text",
+    "problem": "varchar",
+    "country": "varchar",
+    "province": "varchar",
+    "city": "varchar",
+    "district": "varchar",
+    "dedupe_key": "varchar",
+    "source": "varchar",
+    "ingested_at": "timestamptz",
 }
+_PG_INSERT_EVENTS = (
+    f"INSERT INTO {tracking_events.name} ({', '.join(_EVENT_COLUMNS)}) "
+    "SELECT * FROM unnest("
+    + ", ".join(f"%({name})s::{kind}[]" for name, kind in _EVENT_COLUMNS.items())
+    + ") ON CONFLICT (shipment_id, dedupe_key) DO NOTHING RETURNING shipment_id"
+)
 
 _MARK_PROBLEM = (
     update(tracking_events)
@@ -299,7 +348,9 @@ def merged_status(previous: Status, result: TrackingResult) -> Status:
     return candidate
 
 
-def _event_row(shipment_id: int, e: TrackingEvent, source: str, now: datetime) -> dict[str, Any]:
+def _event_row(
+    shipment_id: int, e: TrackingEvent, key: str, source: str, now: datetime
+) -> dict[str, Any]:
     loc = e.location
     return {
         "shipment_id": shipment_id,
@@ -312,7 +363,7 @@ def _event_row(shipment_id: int, e: TrackingEvent, source: str, now: datetime) -
         "province": loc.province,
         "city": loc.city,
         "district": loc.district,
-        "dedupe_key": dedupe_key(e),
+        "dedupe_key": key,
         "source": source,
         "ingested_at": now,
     }
