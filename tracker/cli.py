@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from datetime import datetime
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from tracker import eventloop
 from tracker.bootstrap import App, build_app, fixed_clock
 from tracker.cli_notify import register as register_notify_commands
 from tracker.cli_report import build_report_app
@@ -362,7 +362,7 @@ def track(
         _fail(f"unknown courier code {courier!r}", 2)
     application = _open(migrate=False)
     try:
-        result = asyncio.run(lookup(application, courier, number, phone))
+        result = eventloop.run(lookup(application, courier, number, phone))
     except ConfigError as exc:
         _fail(str(exc), 2)
     data = result_json(result, application.settings.tz)

@@ -8,13 +8,13 @@ does not import ``tracker.cli`` back.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import Annotated, Any, NoReturn
 
 import typer
 
+from tracker import eventloop
 from tracker.bootstrap import App
 from tracker.errors import BadInputError, NotFoundError
 from tracker.output import render
@@ -205,7 +205,7 @@ def register(
         application.templates  # noqa: B018 - fail at start-up on a bad template
         application.dispatcher  # noqa: B018 - and on bad provider options
         try:
-            code = asyncio.run(serve(application, interval_s=interval, once=once))
+            code = eventloop.run(serve(application, interval_s=interval, once=once))
         finally:
             application.close()
         raise typer.Exit(code)

@@ -6,7 +6,6 @@ the app and fail are passed in, so this module does not import ``tracker.cli`` b
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from enum import StrEnum
@@ -15,6 +14,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from tracker import eventloop
 from tracker.bootstrap import App
 from tracker.output import render
 
@@ -123,7 +123,7 @@ def build_report_app(*, open_app: OpenApp, fail: Fail) -> typer.Typer:
                     "or post_to_webhook = true",
                     2,
                 )
-            run = asyncio.run(run_daily_report(application, at, day=day, force=True))
+            run = eventloop.run(run_daily_report(application, at, day=day, force=True))
             for outcome in run.outcomes:
                 mark = "ok  " if outcome.ok else "FAIL"
                 typer.echo(f"{mark} {outcome.channel}: {outcome.detail}")

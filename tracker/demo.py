@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import tempfile
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tracker import eventloop
 from tracker.bootstrap import App, build_app
 from tracker.output import render
 from tracker.report.job import build_rendered
@@ -134,7 +134,7 @@ def run_demo(directory: Path | None, echo: Callable[[str], None] = print) -> int
         echo(import_orders(app, orders_file))
         for offset, caption in _STEPS:
             clock_now[0] = EPOCH + offset
-            result = asyncio.run(run_cycle(app))
+            result = eventloop.run(run_cycle(app))
             echo("")
             echo(f"== {clock_now[0].strftime('%Y-%m-%d %H:%M')} {caption}")
             echo(result.summary())

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
 
+from tracker import eventloop
 from tracker.bootstrap import App
 from tracker.daemon.jobs import JOB_NAMES, Jobs
 from tracker.daemon.runner import Daemon
@@ -60,7 +59,7 @@ def run_once(app: App) -> tuple[int, str]:
     Returns the exit code (0 when every job ran, 1 when any failed) and a readable summary.
     """
     try:
-        ok, lines = asyncio.run(_run_all(app))
+        ok, lines = eventloop.run(_run_all(app))
     finally:
         app.close()
     return (0 if ok else 1), "\n".join(lines)

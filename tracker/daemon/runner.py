@@ -40,7 +40,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import OperationalError
 
 import tracker
-from tracker import metrics
+from tracker import eventloop, metrics
 from tracker.bootstrap import App
 from tracker.daemon.jobs import JobResult, Jobs
 from tracker.daemon.state import DaemonState
@@ -333,7 +333,7 @@ def run_daemon(app: App) -> int:
     daemon = Daemon(app)
     previous = daemon.install_signals()
     try:
-        code = asyncio.run(daemon.serve())
+        code = eventloop.run(daemon.serve())
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from tracker import eventloop
 from tracker.report.build import build_daily_report
 from tracker.report.delivery import DeliveryOutcome, email_report, post_summary, summary_payload
 from tracker.report.render import RenderedReport, render_all
@@ -139,4 +140,4 @@ def run_daily_report_sync(
     app: App, now: datetime | None = None, *, day: date | None = None, force: bool = False
 ) -> ReportRun:
     """:func:`run_daily_report` for callers in a worker thread (no running event loop)."""
-    return asyncio.run(run_daily_report(app, now, day=day, force=force))
+    return eventloop.run(run_daily_report(app, now, day=day, force=force))

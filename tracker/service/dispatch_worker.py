@@ -15,6 +15,7 @@ import sys
 
 import structlog
 
+from tracker import eventloop
 from tracker.bootstrap import App, build_app
 from tracker.errors import ConfigError
 from tracker.logging import configure_logging
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(serve(app, interval_s=args.interval, once=args.once))
+        return eventloop.run(serve(app, interval_s=args.interval, once=args.once))
     finally:
         app.close()
 
