@@ -14,7 +14,7 @@ from tests.conftest import at
 from tests.fakes import ScriptedSource, make_order
 from tracker.bootstrap import App
 from tracker.notify.base import DryRunAlertSender, DryRunChannel
-from tracker.service.poll import SourceRouter
+from tracker.service.poll import PollStats, SourceRouter
 from tracker.settings import DatabaseConfig, PollConfig, Settings
 from tracker.store import orders_repo
 from tracker.store.tables import shipments, tracking_events
@@ -134,3 +134,22 @@ def test_a_failing_batch_lets_the_others_finish_then_raises(
     # flight beside it were stored, and no new batch was claimed after the failure
     assert not stored & set(doomed)
     assert len(stored) == 4
+
+
+def test_stop_ends_claiming_and_each_batch_is_reported(engine: Engine) -> None:
+    """Once ``stop()`` is true no batch is claimed; batches in flight finish and are reported."""
+    source = SlowSource()
+    app = _app(engine, source, batch_size=2, pipeline=2)
+    _seed(app, source)
+    reported: list[int] = []
+
+    def on_batch(stats: PollStats) -> None:
+        reported.append(stats.ok)
+
+    stats = asyncio.run(
+        app.poller(SourceRouter(app.build_sources())).run_once(
+            NOW, stop=lambda: len(reported) >= 1, on_batch=on_batch
+        )
+    )
+    # two batches were in flight when the first came back; the stop held off the rest
+    assert reported == [2, 2] and stats.claimed == 4 and stats.ok == 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -91,6 +91,14 @@ class PollStats:
     new_events: int = 0
     detect: DetectStats = field(default_factory=DetectStats)
 
+    def add(self, other: PollStats) -> None:
+        """Accumulate another run's (or batch's) counts into this one."""
+        self.claimed += other.claimed
+        self.ok += other.ok
+        self.failed += other.failed
+        self.new_events += other.new_events
+        self.detect.add(other.detect)
+
 
 @dataclass
 class Poller:
@@ -110,13 +118,21 @@ class Poller:
     pipeline: int = 3
     health: ProviderHealth = field(default_factory=ProviderHealth)
 
-    async def run_once(self, now: datetime, max_batches: int = 10_000) -> PollStats:
+    async def run_once(
+        self,
+        now: datetime,
+        max_batches: int = 10_000,
+        *,
+        stop: Callable[[], bool] | None = None,
+        on_batch: Callable[[PollStats], None] | None = None,
+    ) -> PollStats:
         """Poll every parcel due at ``now``, ``pipeline`` claim batches in flight at once.
 
         The next batch is claimed and its requests sent while earlier batches wait for
         their answers; each batch is stored and its changed orders detected as soon as its
-        answers are in. A failing batch does not strand the others: they finish (and store
-        what they got) before the error is raised.
+        answers are in, then reported to ``on_batch``. Once ``stop()`` is true nothing more
+        is claimed. A failing batch does not strand the others: they finish (and store what
+        they got) before the error is raised.
         """
         stats = PollStats()
         gate = asyncio.Semaphore(self.concurrency)
@@ -126,12 +142,15 @@ class Poller:
         try:
             while True:
                 while error is None and batches_left and len(in_flight) < self.pipeline:
+                    if stop is not None and stop():
+                        batches_left = 0
+                        break
                     claimed = self._claim(now)
                     batches_left = batches_left - 1 if claimed else 0
                     if not claimed:
                         break
-                    stats.claimed += len(claimed)
-                    in_flight.add(asyncio.create_task(self._process(claimed, now, gate, stats)))
+                    work = self._process(claimed, now, gate, stats, on_batch)
+                    in_flight.add(asyncio.create_task(work))
                 if not in_flight:
                     break
                 done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -158,12 +177,17 @@ class Poller:
         claimed: list[ClaimedShipment],
         now: datetime,
         gate: asyncio.Semaphore,
-        stats: PollStats,
+        total: PollStats,
+        on_batch: Callable[[PollStats], None] | None,
     ) -> None:
         """Track one claimed batch, store the answers and detect on the orders that changed."""
         results = await self._track_all(claimed, gate)
         # no await below: the store and detection of one batch never interleave with another's
+        stats = PollStats(claimed=len(claimed))
         self._store(claimed, results, now, stats)
+        total.add(stats)
+        if on_batch is not None:
+            on_batch(stats)
 
     def _store(
         self,
