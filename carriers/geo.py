@@ -34,6 +34,7 @@ city="北京市")``. County-level units governed directly by a province (仙桃�
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from carriers.model import Location
 
 __all__ = [
     "CHINA",
+    "LOCATION_CACHE_SIZE",
     "REMOTE_PROVINCES",
     "canonical_city",
     "canonical_province",
@@ -333,13 +335,25 @@ def _resolve(readings: list[tuple[_Place, ...]]) -> Location:
     )
 
 
+#: How many scan texts :func:`parse_location` remembers. Every poll returns a parcel's whole
+#: history and hub texts repeat across parcels, so most texts were seen moments ago;
+#: a few MB bounds what a long-running daemon keeps.
+LOCATION_CACHE_SIZE = 8192
+
+
 def parse_location(text: str) -> Location:
     """The place a scan text says the scan happened at; ``Location()`` when it names none.
 
     ``"【杭州市】 浙江杭州西湖区文三路公司 已揽收"`` gives 中国 浙江省 杭州市 西湖区 and
     ``"离开【上海浦东新区】前往【杭州】"`` gives 中国 上海市 上海市 浦东新区; the heuristics
-    are described in the module docstring.
+    are described in the module docstring. Results are remembered per text (a bounded
+    LRU): :class:`Location` is immutable, so sharing one between events is safe.
     """
+    return _parse_location_cached(text)
+
+
+def _parse_location(text: str) -> Location:
+    """:func:`parse_location` without the cache."""
     if not text:
         return Location()
     cut = _CUT.search(text)
@@ -351,3 +365,6 @@ def parse_location(text: str) -> Location:
     if not readings:
         return Location()
     return _resolve(readings)
+
+
+_parse_location_cached = functools.lru_cache(maxsize=LOCATION_CACHE_SIZE)(_parse_location)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
+from collections.abc import Iterator, Mapping
+from importlib.metadata import EntryPoint, entry_points
 from typing import cast
 
 import structlog
@@ -44,12 +45,39 @@ def courier_name(code: str) -> str:
     return COURIERS.get(code, code)
 
 
-def load_factories() -> dict[str, SourceFactory]:
-    """Every installed provider factory by name; a broken plugin is logged and skipped."""
-    factories: dict[str, SourceFactory] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+class _Factories(Mapping[str, SourceFactory]):
+    """Installed providers by name; each plugin is imported the first time it is looked up.
+
+    A tracker uses one or two providers: importing all six adapters (and any third-party
+    plugin) costs tens of milliseconds of CPU on every start. A plugin that fails to import
+    is logged and from then on absent, as if it were not installed.
+    """
+
+    def __init__(self, points: dict[str, EntryPoint]) -> None:
+        self._points = points
+        self._loaded: dict[str, SourceFactory] = {}
+
+    def __getitem__(self, name: str) -> SourceFactory:
+        found = self._loaded.get(name)
+        if found is not None:
+            return found
+        point = self._points[name]
         try:
-            factories[ep.name] = cast(SourceFactory, ep.load())
+            factory = cast(SourceFactory, point.load())
         except Exception as exc:  # a third-party plugin may fail in any way
-            _log.warning("provider_plugin_broken", provider=ep.name, error=repr(exc))
-    return factories
+            _log.warning("provider_plugin_broken", provider=name, error=repr(exc))
+            del self._points[name]
+            raise KeyError(name) from None
+        self._loaded[name] = factory
+        return factory
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._points))
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+
+def load_factories() -> Mapping[str, SourceFactory]:
+    """Every installed provider factory by name, imported on first lookup (see _Factories)."""
+    return _Factories({ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)})

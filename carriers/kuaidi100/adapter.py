@@ -136,7 +136,7 @@ class Kuaidi100Source(HttpSource):
             from_place=place(query.origin),
             to_place=place(query.destination),
         )
-        reply = await self.request("POST", "/poll", data=form)
+        reply = await self.post_form("/poll", form)
         if reply.error is not None:
             return Subscription(query.tracking_number, False, error=reply.error)
         outcome = parse_subscribe(

@@ -22,6 +22,7 @@ a subscription push. Decisions (see also :mod:`carriers.kuaidi100.codes`):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -59,6 +60,8 @@ _TERMINAL_FAMILIES = frozenset({"3", "4"})
 
 def _str(value: object) -> str:
     """A field as text: numbers as written, ``None`` as empty."""
+    if type(value) is str:  # nearly every field: skip the checks below
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -72,6 +75,9 @@ def _error(
     return TrackingError(kind, message, retryable, text[:_EXCERPT], retry_after_s)
 
 
+# areaName values are a few hundred "province,city[,district]" strings, repeated on every
+# scan of every poll: each is resolved once.
+@functools.lru_cache(maxsize=2048)
 def _area_location(area_name: str) -> Location | None:
     """``"广东,深圳市,南山区"`` -> canonical province/city (district as parsed), else ``None``."""
     parts = [p.strip() for p in area_name.replace("，", ",").split(",") if p.strip()]
@@ -86,13 +92,20 @@ def _area_location(area_name: str) -> Location | None:
     return Location(country=CHINA, province=province, city=city, district=district)
 
 
-def _event_code(item: Mapping[str, Any]) -> tuple[str | None, str]:
-    """(code, raw code) of one scan: ``statusCode`` first, else the state name in ``status``."""
+@functools.lru_cache(maxsize=512)
+def _coded(status_code: str) -> tuple[str, Code | None]:
+    """(raw code, meaning) of a scan's ``statusCode``: ``"1002"`` -> ``("0/1002", 干线)``."""
+    return f"{family(status_code)}/{status_code}", lookup(status_code)
+
+
+def _event_code(item: Mapping[str, Any]) -> tuple[str, Code | None]:
+    """(raw code, meaning) of one scan: ``statusCode`` first, else the state name in ``status``."""
     status_code = _str(item.get("statusCode"))
     if status_code:
-        return status_code, f"{family(status_code)}/{status_code}"
+        return _coded(status_code)
     name = _str(item.get("status"))
-    return (lookup_name(name) if name else None), name
+    code = lookup_name(name) if name else None
+    return name, (lookup(code) if code else None)
 
 
 def _events(items: object) -> tuple[tuple[TrackingEvent, ...], int]:
@@ -103,7 +116,7 @@ def _events(items: object) -> tuple[tuple[TrackingEvent, ...], int]:
     dropped = 0
     for item in items:
         when = None
-        if isinstance(item, Mapping):
+        if type(item) is dict or isinstance(item, Mapping):  # JSON gives dicts: skip the ABC
             when = parse_china_time(item.get("ftime")) or parse_china_time(item.get("time"))
         if when is None:
             dropped += 1
@@ -115,8 +128,7 @@ def _events(items: object) -> tuple[tuple[TrackingEvent, ...], int]:
     events: list[TrackingEvent] = []
     previous = Status.PENDING
     for when, item in timed:
-        code, raw = _event_code(item)
-        meaning = lookup(code) if code else None
+        raw, meaning = _event_code(item)
         status = Status.UNKNOWN if meaning is None else (meaning.status or previous)
         text = _str(item.get("context"))
         area = _area_location(_str(item.get("areaName")))

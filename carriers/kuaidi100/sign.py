@@ -30,6 +30,9 @@ __all__ = [
 #: arrival forecast but then needs a full ``to`` address; we do not need it.
 RESULT_V2 = "4"
 
+# json.dumps with options builds a new encoder per call; this one gives the same text
+_PARAM_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
 
 def md5_upper(text: str) -> str:
     """Upper-case hex MD5 of ``text`` encoded as UTF-8 (Kuaidi100's "32位大写")."""
@@ -65,7 +68,7 @@ def query_param(
     if to_city:
         body["to"] = to_city
     body.update({"resultv2": RESULT_V2, "show": "0", "order": "desc"})
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return _PARAM_JSON.encode(body)
 
 
 def query_form(

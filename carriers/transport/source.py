@@ -25,6 +25,7 @@ import structlog
 
 from carriers.model import ErrorKind, TrackingError, TrackingQuery, TrackingResult
 from carriers.transport.client import ClientLease
+from carriers.transport.form import form_request
 from carriers.transport.guard import GUARDS, GuardRegistry, ProviderGuard
 from carriers.transport.options import OptionError, base_url, positive
 from carriers.transport.request import Reply, RetryPolicy, Sleep, send
@@ -94,7 +95,10 @@ class HttpSource:
         self.policy = RetryPolicy(
             attempts=int(attempts), max_wait_s=positive(options, "max_wait_s", 30.0)
         )
-        self._timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
+        # as the request extension httpx would derive from Timeout on every request
+        self._timeout_ext = {
+            "timeout": httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)).as_dict()
+        }
         self._clock = clock or _utc_now
         self._sleep: Sleep = sleep or asyncio.sleep
         self._rng = rng or random.random
@@ -171,8 +175,18 @@ class HttpSource:
             json=json,
             params=params,
             headers=headers,
-            timeout=self._timeout,
+            extensions=self._timeout_ext,
         )
+        return await self._send_request(client, request)
+
+    async def post_form(self, path: str, form: Mapping[str, str]) -> Reply:
+        """POST ``form`` (URL-encoded, as ``request(data=form)``) to ``base_url + path``."""
+        client = self._lease.get()
+        return await self._send_request(
+            client, form_request(client, self._url(path), form, self._timeout_ext)
+        )
+
+    async def _send_request(self, client: httpx.AsyncClient, request: httpx.Request) -> Reply:
         return await send(
             client,
             request,
@@ -215,7 +229,7 @@ class HttpSource:
         self, query: TrackingQuery, path: str, form: Mapping[str, str], parse: QueryParser
     ) -> TrackingResult:
         """POST ``form`` to ``path`` and ``parse`` the answer as the result for ``query``."""
-        reply = await self.request("POST", path, data=form)
+        reply = await self.post_form(path, form)
         if reply.error is not None:
             return self.failed(query, reply.error)
         result = parse(

@@ -332,3 +332,25 @@ def test_parse_location_is_fast() -> None:
             parse_location(text)
     per_call = (time.perf_counter() - start) / (rounds * len(texts))
     assert per_call < 100e-6  # measured ~5 µs; the bound only catches pathological slowness
+
+
+def test_parse_location_cache_answers_as_the_parser_does() -> None:
+    """A remembered text gives the same place as parsing it afresh, on every call."""
+    texts = [
+        "【杭州市】 浙江杭州西湖区文三路公司 已揽收",
+        "离开【上海浦东新区】前往【杭州】",
+        "【南京鼓楼】派件员【王海南】正在派件",
+        "您的快件已签收",
+        "",
+    ]
+    for text in texts * 3:
+        assert parse_location(text) == geo._parse_location(text)
+
+
+def test_parse_location_cache_stays_bounded() -> None:
+    """Past LOCATION_CACHE_SIZE distinct texts the oldest are forgotten, and still parse."""
+    first = "快件已到达【杭州转运中心】 #0"
+    for i in range(geo.LOCATION_CACHE_SIZE + 50):
+        parse_location(f"快件已到达【杭州转运中心】 #{i}")
+    assert geo._parse_location_cached.cache_info().currsize <= geo.LOCATION_CACHE_SIZE
+    assert parse_location(first) == loc("浙江省", "杭州市")

@@ -353,3 +353,21 @@ def test_memo_keeps_only_the_most_recently_used_entries() -> None:
     assert "b" not in memo and memo.get("a") == 1 and memo.get("c") == 3 and len(memo) == 2
     memo.forget("a")
     assert memo.get("a") is None
+
+
+async def test_source_requests_carry_the_configured_timeout() -> None:
+    """``timeout_s`` reaches every request as httpx's timeout (connect capped at 5 s)."""
+    source = build(_Echo, {"timeout_s": 7.5})
+    seen: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return httpx.Response(200, json={})
+
+    with mocked() as router:
+        router.post("https://api.test/q").mock(side_effect=answer)
+        for _ in range(2):
+            reply = await source.request("POST", "/q", data={"a": "1"})
+            assert reply.status == 200
+    assert seen == [{"connect": 5.0, "read": 7.5, "write": 7.5, "pool": 7.5}] * 2
+    await source.aclose()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
 
 import pytest
 
-from carriers.chinatime import CHINA_TZ, parse_china_time
+from carriers.chinatime import CHINA_TIME_FORMATS, CHINA_TZ, parse_china_time
 from carriers.model import ErrorKind, Problem, Status, TrackingEvent, TrackingQuery
 from carriers.payload import (
     as_dict,
@@ -167,3 +168,61 @@ def test_naive_china_times_are_read_as_shanghai(text: str) -> None:
 def test_unreadable_china_times_are_none(value: object) -> None:
     """Blank, junk, impossible dates and non-strings give ``None``."""
     assert parse_china_time(value) is None
+
+
+def _strptime_china(text: str) -> datetime | None:
+    """The reference: the strptime loop alone, as parse_china_time worked before its fast path."""
+    for fmt in CHINA_TIME_FORMATS:
+        try:
+            return datetime.strptime(text.strip(), fmt).replace(tzinfo=CHINA_TZ)
+        except ValueError:
+            continue
+    return None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-09-11 09:00:00",
+        "2024-02-29 23:59:59",
+        "0001-01-01 00:00:00",
+        "9999-12-31 23:59:59",
+        "2026-02-29 09:00:00",  # no such day
+        "2026-13-01 09:00:00",
+        "2026-00-10 09:00:00",
+        "2026-09-11 24:00:00",
+        "2026-09-11 09:60:00",
+        "2026-09-11 09:00:60",
+        "0000-01-01 00:00:00",
+        "2026-9-11 09:00:00",  # not zero-padded: strptime still reads it
+        "2026-09-11  09:00:00",
+        "2026-09-11 9:00:00",
+        "２０２６-09-11 09:00:00",  # full-width digits
+        "2026-09-11 09:00:00+08:00",
+        "2026-09-11T09:00:00",
+        "2026/09/11 09:00:00",
+    ],
+)
+def test_fast_china_time_path_agrees_with_strptime(text: str) -> None:
+    """Every string gives the same aware time (or None) as the strptime formats alone."""
+    found = parse_china_time(text)
+    expected = _strptime_china(text)
+    assert found == expected
+    if found is not None and expected is not None:
+        assert found.tzinfo is CHINA_TZ and found.utcoffset() == expected.utcoffset()
+
+
+def test_fast_china_time_path_agrees_with_strptime_on_random_timestamps() -> None:
+    """Random well-formed and off-by-range stamps: identical answers to the strptime loop."""
+    rng = random.Random(8)
+    for _ in range(3000):
+        parts = (
+            rng.randrange(0, 10000),
+            rng.randrange(0, 14),
+            rng.randrange(0, 33),
+            rng.randrange(0, 26),
+            rng.randrange(0, 62),
+            rng.randrange(0, 62),
+        )
+        text = "{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}".format(*parts)
+        assert parse_china_time(text) == _strptime_china(text), text
