@@ -181,7 +181,8 @@ def _insert_new_events(
     inserted: Counter[int] = Counter()
     if not ids:
         return inserted
-    stored = {(row[0], row[1]) for row in conn.execute(_STORED_KEYS, {"p_ids": ids})}
+    found = conn.execute(_STORED_KEYS, {"p_ids": ids}).all()
+    stored = {(row[0], row[1]) for row in found}
     rows: list[dict[str, Any]] = []
     for claimed, result in good:
         for event in result.events:
@@ -195,10 +196,12 @@ def _insert_new_events(
         # one fixed statement over arrays: a multi-row VALUES insert is a new query text for
         # every batch size, and psycopg re-parses such long texts on every execution
         columns = {name: [row[name] for row in rows] for name in _EVENT_COLUMNS}
-        result_ids = conn.exec_driver_sql(_PG_INSERT_EVENTS, columns).scalars()
+        # binary parameters: psycopg quotes every element of a text array with a regex
+        with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(_PG_INSERT_EVENTS, columns, binary=True)
+            inserted.update(row[0] for row in cursor.fetchall())
     else:
-        result_ids = conn.execute(_SQLITE_INSERT_EVENTS, rows).scalars()
-    inserted.update(result_ids)
+        inserted.update(conn.execute(_SQLITE_INSERT_EVENTS, rows).scalars())
     return inserted
 
 
