@@ -21,7 +21,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.engine import make_url
 
@@ -207,6 +207,7 @@ ORDER_COLS = (
     "active",
     "created_at",
     "updated_at",
+    "next_check_at",
 )
 ITEM_COLS = ("id", "order_pk", "line_no", "sku", "name", "qty", "unit_weight_kg")
 SHIP_COLS = (
@@ -247,9 +248,20 @@ def buyer_rows(lo: Loader, count: int, at: datetime) -> Iterator[tuple[Any, ...]
 
 
 def order_row(
-    lo: Loader, pk: int, prefix: str, buyers: int, paid: datetime, origin: Place, dest: Place
+    lo: Loader,
+    pk: int,
+    prefix: str,
+    buyers: int,
+    paid: datetime,
+    origin: Place,
+    dest: Place,
+    next_check_at: datetime | Literal["paid"] | None = "paid",
 ) -> tuple[Any, ...]:
-    """The ``orders`` row of order ``pk`` (order id ``prefix`` + number)."""
+    """The ``orders`` row of order ``pk`` (order id ``prefix`` + number).
+
+    ``next_check_at`` is when detection looks at the order next (``None``: only new facts
+    make it due); by default the order is due since payment, as an import leaves it.
+    """
     district = dest.districts[pk % len(dest.districts)]
     stamp = lo.ts(paid)
     return (
@@ -267,6 +279,7 @@ def order_row(
         lo.flag(True),
         stamp,
         stamp,
+        stamp if next_check_at == "paid" else lo.ts(next_check_at),
     )
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from carriers.geo import parse_location
+from carriers.model import Location, Status, TrackingEvent
 from tests.bench.datagen import (
     BUYER_COLS,
     ITEM_COLS,
@@ -28,6 +29,9 @@ from tests.bench.datagen import (
     order_row,
 )
 from tests.bench.scenario import CHINA_TZ, ORIGINS, PLACES, Fate, RouteStep, number_for, route_for
+from tracker.domain.model import Address, OrderFacts, ShipmentFacts
+from tracker.domain.policy import Policy
+from tracker.domain.rules import next_check_at
 
 __all__ = ["LIVE_MIX", "LiveSet", "load_live_set"]
 
@@ -206,7 +210,7 @@ def load_live_set(url: str, n: int, now: datetime, *, tickets: bool = True) -> L
     at = int(now.timestamp())
     try:
         lo.write("buyers", BUYER_COLS, buyer_rows(lo, buyers, now - timedelta(days=90)))
-        lo.write("orders", ORDER_COLS, _live_orders(lo, n, at, buyers))
+        lo.write("orders", ORDER_COLS, _live_orders(lo, routes, n, at, buyers))
         lo.write("order_items", ITEM_COLS, (item_row(pk) for pk in range(1, n + 1)))
         lo.write("shipments", SHIP_COLS, _live_shipments(lo, n, at, categories))
         lo.write("tracking_events", _EVENT_COLS, _live_events(lo, routes, n, at))
@@ -219,13 +223,88 @@ def load_live_set(url: str, n: int, now: datetime, *, tickets: bool = True) -> L
     return LiveSet(n, lo.rows_written.get("tickets", 0), categories, dict(lo.rows_written))
 
 
-def _live_orders(lo: Loader, n: int, now: int, buyers: int) -> Iterator[tuple[Any, ...]]:
+#: the tracker's periodic pass ran this long before the measured one
+PREVIOUS_PASS = timedelta(hours=1)
+
+
+def _live_orders(
+    lo: Loader, routes: _Routes, n: int, now: int, buyers: int
+) -> Iterator[tuple[Any, ...]]:
+    """Order rows, each with the next check the tracker stored at its previous pass.
+
+    ``next_check_at`` comes from the tracker's own pure function on the order's facts (as
+    :func:`_live_shipments` and :func:`_live_events` write them) at ``now`` minus
+    :data:`PREVIOUS_PASS`: what the database holds after that pass, so the measured pass
+    finds due exactly the orders whose moment came within the hour.
+    """
+    policy = Policy.from_mapping({}, timezone=CHINA_TZ)  # the bench config has no [policy]
+    previous = datetime.fromtimestamp(now, UTC) - PREVIOUS_PASS
     for pk in range(1, n + 1):
-        category, _ = _category(pk)
-        shipped, _ = _shipped(pk, category, now)
+        category, status = _category(pk)
+        shipped, last = _shipped(pk, category, now)
         origin, dest = _place_ids(pk)
         paid = datetime.fromtimestamp(shipped - 6 * _HOUR, UTC)
-        yield order_row(lo, pk, "L", buyers, paid, PLACES[origin], PLACES[dest])
+        facts = _facts(routes, pk, category, status, paid, shipped, last)
+        due = next_check_at(facts, policy, previous)
+        yield order_row(lo, pk, "L", buyers, paid, PLACES[origin], PLACES[dest], due)
+
+
+_LOCATIONS: dict[tuple[str | None, str | None, str | None], Location] = {}
+
+
+def _facts(
+    routes: _Routes,
+    pk: int,
+    category: str,
+    status: str,
+    paid: datetime,
+    shipped: int,
+    last: int | None,
+) -> OrderFacts:
+    """The facts detection reads for live order ``pk``, as the rows below store them."""
+    origin, dest = PLACES[_place_ids(pk)[0]], PLACES[_place_ids(pk)[1]]
+    events: list[TrackingEvent] = []
+    for when, scan in _scan_times(routes, pk, category, shipped, last):
+        key = (scan.province, scan.city, scan.district)
+        location = _LOCATIONS.get(key)
+        if location is None:
+            country = "中国" if scan.province else None
+            location = _LOCATIONS[key] = Location(country, *key)
+        events.append(
+            TrackingEvent(
+                datetime.fromtimestamp(when, UTC),
+                Status(scan.status),
+                scan.raw_code,
+                scan.text,
+                location,
+            )
+        )
+    courier, number = number_for(pk, prefix="L")
+    parcel = ShipmentFacts(
+        courier, number, Status(status), datetime.fromtimestamp(shipped, UTC), tuple(events)
+    )
+    district = dest.districts[pk % len(dest.districts)]
+    return OrderFacts(
+        f"L{pk:09d}",
+        paid,
+        Address(origin.province, origin.city),
+        Address(dest.province, dest.city, district, f"{district}幸福路 {pk % 300 + 1} 号"),
+        1.0,
+        (parcel,),
+    )
+
+
+def _scan_times(
+    routes: _Routes, pk: int, category: str, shipped: int, last: int | None
+) -> Iterator[tuple[int, _Scan]]:
+    """(epoch second, scan) of live parcel ``pk``'s stored scans, oldest first."""
+    if last is None:
+        return
+    scans = _live_scans(routes, category, pk)
+    first = shipped + 2 * _HOUR
+    span = (last - first) // max(1, len(scans) - 1)
+    for k, scan in enumerate(scans):
+        yield (last if k == len(scans) - 1 else first + span * k), scan
 
 
 def _live_shipments(
@@ -252,14 +331,8 @@ def _live_events(lo: Loader, routes: _Routes, n: int, now: int) -> Iterator[tupl
     for pk in range(1, n + 1):
         category, _ = _category(pk)
         shipped, last = _shipped(pk, category, now)
-        if last is None:
-            continue
-        scans = _live_scans(routes, category, pk)
-        first = shipped + 2 * _HOUR
-        span = (last - first) // max(1, len(scans) - 1)
         ingested = ts(now - 60 * (pk % 120))
-        for k, scan in enumerate(scans):
-            when = last if k == len(scans) - 1 else first + span * k
+        for when, scan in _scan_times(routes, pk, category, shipped, last):
             # the identity the store computes (the parser gives China time)
             ident = f"{china(when)}|{scan.raw_code}|{scan.text}"
             event_id += 1

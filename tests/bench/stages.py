@@ -264,7 +264,8 @@ def _detect_figures(child: Child, active: int) -> dict[str, Any]:
     runs = phases.get("detect.run[detect_pass]", {})
     checked = runs.get("items", 0)
     wall = passed.get("wall_s", 0.0)
-    completed = bool(result) and not result.get("deadline_hit") and checked >= active
+    # the pass reads only the orders due (tracker.domain.rules_schedule), not every active one
+    completed = bool(result) and not result.get("deadline_hit") and result.get("exit_code") == 0
     figures: dict[str, Any] = {
         "completed": completed,
         "active_orders": active,
@@ -312,6 +313,13 @@ def stage_live(bench: Bench) -> dict[str, Any]:
                         select(func.count()).select_from(orders).where(orders.c.active.is_(True))
                     ).scalar_one()
                 )
+                due = int(
+                    conn.execute(
+                        select(func.count())
+                        .select_from(orders)
+                        .where(orders.c.active.is_(True), orders.c.next_check_at <= bench.start)
+                    ).scalar_one()
+                )
         finally:
             engine.dispose()
         cfg = bench.config("live", url)
@@ -354,6 +362,7 @@ def stage_live(bench: Bench) -> dict[str, Any]:
             deadline + 600,
         )
         out["detect"] = _detect_figures(detect, active)
+        out["detect"]["due_orders"] = due
         if out["detect"].get("extrapolated"):
             bench.notes.append(
                 f"detection pass: stopped after {deadline:.0f} s having checked "

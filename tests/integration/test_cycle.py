@@ -19,7 +19,7 @@ from tracker.service.cycle import run_cycle
 from tracker.service.queries import iter_notices, iter_tickets
 from tracker.settings import DatabaseConfig, Settings
 from tracker.store import orders_repo
-from tracker.store.tables import alerts, notices, shipments, tickets, tracking_events
+from tracker.store.tables import alerts, notices, orders, shipments, tickets, tracking_events
 
 PAID = at("2026-09-10 10:00")
 SHIPPED = at("2026-09-11 09:00")
@@ -110,8 +110,12 @@ def test_stalled_parcel_opens_one_ticket_with_notice_and_alert(engine: Engine) -
     assert notice["status"] == "sent" and notice["recipient"] == "138****8000"
 
 
-def test_redetection_updates_evidence_and_never_duplicates(engine: Engine) -> None:
-    """Running the cycle again keeps one open ticket per order and kind and one notice."""
+def test_redetection_never_duplicates_and_waits_for_the_next_deadline(engine: Engine) -> None:
+    """Later cycles keep one ticket and one notice and leave it alone until a deadline passes.
+
+    Stalled since 09-14 02:00 (48 h after the last scan); the next deadline is the lane's
+    delivery allowance (shipped 09-11 09:00 + 4 days), when overdue takes over.
+    """
     app, _, now = _stalled_setup(engine)
     for hour in (10, 14, 18):
         now[0] = at(f"2026-09-14 {hour}:00")
@@ -120,8 +124,18 @@ def test_redetection_updates_evidence_and_never_duplicates(engine: Engine) -> No
     assert _count(engine, notices) == 1
     assert _count(engine, tracking_events) == 2
     with engine.connect() as conn:
-        detections = conn.execute(select(tickets.c.detections)).scalar_one()
-    assert detections >= 3
+        assert conn.execute(select(tickets.c.detections)).scalar_one() == 1  # not rewritten
+        due = conn.execute(select(orders.c.next_check_at)).scalar_one()
+    assert due == at("2026-09-15 09:00") + timedelta(microseconds=1)
+
+    now[0] = at("2026-09-15 08:59")
+    assert asyncio.run(run_cycle(app)).detect.orders == 0
+    now[0] = at("2026-09-15 09:01")
+    result = asyncio.run(run_cycle(app))
+    assert (result.detect.orders, result.detect.opened, result.detect.resolved) == (1, 1, 1)
+    with engine.connect() as conn:
+        rows = conn.execute(select(tickets.c.kind, tickets.c.status).order_by(tickets.c.id)).all()
+    assert [tuple(r) for r in rows] == [("stalled", "resolved"), ("overdue", "open")]
 
 
 def test_delivery_auto_resolves_with_reason_and_alert(engine: Engine) -> None:

@@ -30,7 +30,7 @@ from tracker.service.dispatch import DispatchStats
 from tracker.service.health import write_heartbeat
 from tracker.service.housekeeping import run_housekeeping
 from tracker.service.poll import PollStats, SourceRouter
-from tracker.store import orders_repo, runtime_repo
+from tracker.store import runtime_repo
 from tracker.store.locks import singleton
 
 __all__ = ["JOB_NAMES", "JobResult", "Jobs", "produce_daily_report"]
@@ -80,16 +80,17 @@ class Jobs:
 
     async def poll(self) -> JobResult:
         """Claim and poll due parcels batch after batch until none is due or a stop arrives."""
-        total = PollStats()
-        for _ in range(_MAX_BATCHES):
-            if self.state.stopping:
-                break
-            stats = await self.poller.run_once(self.app.clock(), max_batches=1)
+
+        def batch_done(stats: PollStats) -> None:
             metrics.record_poll(stats)
-            _accumulate(total, stats)
             self.state.touch("poll")
-            if stats.claimed < self.poller.batch_size:
-                break
+
+        total = await self.poller.run_once(
+            self.app.clock(),
+            max_batches=_MAX_BATCHES,
+            stop=lambda: self.state.stopping,
+            on_batch=batch_done,
+        )
         _accumulate(self.poll_totals, total)
         opened = total.detect.opened
         return JobResult(
@@ -118,7 +119,7 @@ class Jobs:
         )
 
     async def detect(self) -> JobResult:
-        """The periodic detection pass over active orders, for time-based rules."""
+        """The periodic detection pass over orders due for a look, for time-based rules."""
         return await self.in_thread(self._detect_pass)
 
     def _detect_pass(self) -> JobResult:
@@ -126,18 +127,20 @@ class Jobs:
             if not held:
                 return JobResult("skipped: another replica is running it", worked=False)
             now = self.app.clock()
-            total = DetectStats()
             with self.app.uow() as uow:
-                for pks in orders_repo.iter_active_order_pks(uow.conn, _DETECT_BATCH):
-                    if self.state.should_stop():
-                        break
-                    total.add(self.app.detector.run(uow, pks, now))
-                    self.state.touch("detect")
+                total = self.app.detector.run_due(
+                    uow,
+                    now,
+                    _DETECT_BATCH,
+                    should_stop=self.state.should_stop,
+                    on_batch=lambda _stats: self.state.touch("detect"),
+                )
             metrics.record_detect(total)
             _accumulate(self.detect_totals, total)
             return JobResult(
-                f"checked {total.orders} active orders: {total.opened} tickets opened, "
-                f"{total.resolved} resolved, {total.escalated} escalated"
+                f"checked {total.orders} due orders: {total.opened} tickets opened, "
+                f"{total.resolved} resolved, {total.escalated} escalated",
+                worked=total.orders > 0,
             )
 
     async def report(self) -> JobResult:

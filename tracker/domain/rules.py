@@ -67,10 +67,12 @@ from tracker.domain.rules_problems import (
     weight_mismatch_order,
     wrong_region,
 )
+from tracker.domain.rules_schedule import next_check
 from tracker.domain.rules_timing import lost, not_picked_up, not_shipped_order, overdue, stalled
 
 __all__ = [
     "detect",
+    "detect_and_schedule",
     "detect_carrier_exception",
     "detect_delivery_failed",
     "detect_lost",
@@ -80,6 +82,7 @@ __all__ = [
     "detect_stalled",
     "detect_weight_mismatch",
     "detect_wrong_region",
+    "next_check_at",
     "resolution_reason",
 ]
 
@@ -152,6 +155,23 @@ def detect(order: OrderFacts, policy: Policy, now: datetime) -> list[Detection]:
     """Every kind firing for ``order`` at ``now``, at most one detection per kind."""
     check = _check(order, policy, now)
     return [d for kind in ExceptionKind if (d := _detection(check, kind)) is not None]
+
+
+def detect_and_schedule(
+    order: OrderFacts, policy: Policy, now: datetime
+) -> tuple[list[Detection], datetime | None]:
+    """:func:`detect` and :func:`next_check_at` from one evaluation of the order."""
+    check = _check(order, policy, now)
+    found = [d for kind in ExceptionKind if (d := _detection(check, kind)) is not None]
+    return found, next_check(check)
+
+
+def next_check_at(order: OrderFacts, policy: Policy, now: datetime) -> datetime | None:
+    """The first moment after ``now`` at which :func:`detect` may answer differently.
+
+    For the same facts and policy; ``None`` when only new facts can change the answer.
+    """
+    return next_check(_check(order, policy, now))
 
 
 def detect_not_shipped(order: OrderFacts, policy: Policy, now: datetime) -> Detection | None:

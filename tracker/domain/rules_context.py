@@ -54,6 +54,7 @@ class Parcel:
     """One shipment's facts as the rules read them, computed once."""
 
     __slots__ = (
+        "clocks",
         "events",
         "first_scan",
         "last_event",
@@ -80,6 +81,8 @@ class Parcel:
             shipment.courier, order.origin.province, order.destination.province
         )
         self.memo: dict[ExceptionKind, Hit | None] = {}
+        # deadlines by name, shared by the rules and the schedule (rules_timing)
+        self.clocks: dict[str, Any] = {}
 
     @property
     def delivered(self) -> bool:
@@ -118,6 +121,8 @@ class Check:
         self.destination_province = province_of(order.destination.province)
         self.destination_city = city_of(order.destination.city, self.destination_province)
         self._parcel_rules = parcel_rules
+        # order-level deadlines by name, shared by the rules and the schedule (rules_timing)
+        self.clocks: dict[str, Any] = {}
 
     def hit(self, kind: ExceptionKind, parcel: Parcel) -> Hit | None:
         """Whether ``kind`` fires for ``parcel``, evaluated at most once per check."""

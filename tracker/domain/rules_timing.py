@@ -4,6 +4,11 @@ Each function answers "does this kind fire for this parcel (or order) right now,
 why" with a :class:`~tracker.domain.rules_context.Hit` or ``None``. Precedence between
 kinds is applied here: :func:`stalled` asks whether lost or overdue fire for the same
 parcel, :func:`overdue` whether lost does.
+
+Every deadline a rule compares ``now`` with comes from one of the ``*_clock`` /
+``*_deadline`` helpers below (memoised per check), which
+:mod:`tracker.domain.rules_schedule` reads too: a threshold added to a rule without a
+helper would be invisible to the schedule, and the periodic pass would miss it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,21 @@ from tracker.domain.policy import (
 )
 from tracker.domain.rules_context import GOING_BACK, Check, Hit, Parcel
 
-__all__ = ["lost", "not_picked_up", "not_shipped_order", "overdue", "stalled"]
+__all__ = [
+    "LATE_HIGH_AFTER",
+    "lost",
+    "lost_clock",
+    "not_picked_up",
+    "not_shipped_order",
+    "order_ship_deadline",
+    "overdue",
+    "overdue_deadline",
+    "pickup_clock",
+    "stall_clock",
+    "stall_high_clock",
+    "stalled",
+    "standing_lost_report",
+]
 
 K = ExceptionKind
 
@@ -42,30 +61,142 @@ _FOUND = frozenset(
         Status.RETURNED,
     }
 )
-_DAY = timedelta(days=1)
+#: how late a not-shipped / not-picked-up case turns high (at exactly this lateness)
+LATE_HIGH_AFTER = timedelta(days=1)
+_MISSING = object()
 
 
 def _late_severity(late: timedelta) -> Severity:
     """Medium when just late, high once a full day late."""
-    return Severity.HIGH if late >= _DAY else Severity.MEDIUM
+    return Severity.HIGH if late >= LATE_HIGH_AFTER else Severity.MEDIUM
+
+
+def _order_window(check: Check) -> tuple[datetime, Allowance | None]:
+    """The order's ship-by time and, when the policy set it, the stretched dispatch window."""
+    found = check.clocks.get("ship_by", _MISSING)
+    if found is _MISSING:
+        order = check.order
+        if order.ship_by is not None:
+            found = (order.ship_by, None)
+        else:
+            window = dispatch_window(
+                order.paid_at,
+                check.policy,
+                origin=order.origin.province,
+                destination=order.destination.province,
+            )
+            found = (window.deadline, window)
+        check.clocks["ship_by"] = found
+    return found  # type: ignore[no-any-return]
+
+
+def order_ship_deadline(check: Check) -> datetime:
+    """The order's ship-by time (as imported, else paid + stretched dispatch window)."""
+    return _order_window(check)[0]
 
 
 def _order_ship_deadline(check: Check) -> tuple[datetime, dict[str, Any]]:
-    """The order's ship-by time (as imported, else paid + stretched dispatch window)."""
-    order = check.order
-    if order.ship_by is not None:
-        return order.ship_by, {"ship_by": check.iso(order.ship_by), "ship_by_source": "order"}
-    window = dispatch_window(
-        order.paid_at,
-        check.policy,
-        origin=order.origin.province,
-        destination=order.destination.province,
-    )
-    return window.deadline, {
-        "ship_by": check.iso(window.deadline),
+    """The order's ship-by time with its evidence."""
+    deadline, window = _order_window(check)
+    if window is None:
+        return deadline, {"ship_by": check.iso(deadline), "ship_by_source": "order"}
+    return deadline, {
+        "ship_by": check.iso(deadline),
         "ship_by_source": "policy",
         "dispatch_window": window.evidence(),
     }
+
+
+def pickup_clock(check: Check, parcel: Parcel) -> Allowance | None:
+    """When a never-scanned parcel's pickup time runs out; ``None`` once it has a scan.
+
+    The clock starts at ``shipped_at``, else at the order's ship-by time.
+    """
+    if parcel.scans or parcel.status not in _NOT_YET_SCANNED:
+        return None
+    found = parcel.clocks.get("pickup", _MISSING)
+    if found is _MISSING:
+        thresholds = parcel.thresholds
+        shipped_at = parcel.shipment.shipped_at
+        anchor = shipped_at if shipped_at is not None else order_ship_deadline(check)
+        found = paused_deadline(
+            anchor, timedelta(hours=thresholds.pickup_hours), check.policy, thresholds
+        )
+        parcel.clocks["pickup"] = found
+    return found  # type: ignore[no-any-return]
+
+
+def lost_clock(check: Check, parcel: Parcel) -> Allowance | None:
+    """When silence makes a parcel lost: ``lost_days`` after its last scan on the working clock.
+
+    ``None`` for parcels delivered, never scanned or going back to the sender.
+    """
+    last = parcel.last_scan
+    if parcel.delivered or last is None or parcel.status in GOING_BACK:
+        return None
+    found = parcel.clocks.get("lost", _MISSING)
+    if found is _MISSING:
+        days = parcel.thresholds.lost_days
+        found = paused_deadline(last.time, timedelta(days=days), check.policy, parcel.thresholds)
+        parcel.clocks["lost"] = found
+    return found  # type: ignore[no-any-return]
+
+
+def stall_clock(check: Check, parcel: Parcel) -> tuple[str, float, Allowance] | None:
+    """(threshold key, hours, deadline) of the stall clock, for moving or last-mile parcels."""
+    last = parcel.last_scan
+    if last is None:
+        return None
+    if parcel.status in _MOVING:
+        key, hours = "stalled_hours", parcel.thresholds.stalled_hours
+    elif parcel.status in _LAST_MILE:
+        key, hours = "stalled_last_mile_hours", parcel.thresholds.stalled_last_mile_hours
+    else:
+        return None
+    found = parcel.clocks.get("stall", _MISSING)
+    if found is _MISSING:
+        found = paused_deadline(last.time, timedelta(hours=hours), check.policy, parcel.thresholds)
+        parcel.clocks["stall"] = found
+    return key, hours, found
+
+
+def stall_high_clock(check: Check, parcel: Parcel) -> Allowance | None:
+    """When a stall turns high: twice its threshold after the last scan."""
+    stall = stall_clock(check, parcel)
+    if stall is None or parcel.last_scan is None:
+        return None
+    found = parcel.clocks.get("stall_high", _MISSING)
+    if found is _MISSING:
+        found = paused_deadline(
+            parcel.last_scan.time,
+            timedelta(hours=2 * stall[1]),
+            check.policy,
+            parcel.thresholds,
+        )
+        parcel.clocks["stall_high"] = found
+    return found  # type: ignore[no-any-return]
+
+
+def overdue_deadline(check: Check, parcel: Parcel) -> tuple[datetime, Allowance | None] | None:
+    """The delivery deadline (the order's ``deliver_by``, else the stretched lane allowance).
+
+    ``None`` for parcels delivered, going back or never scanned (not_shipped's business).
+    """
+    if parcel.delivered or parcel.status in GOING_BACK or parcel.first_scan is None:
+        return None
+    found = parcel.clocks.get("deliver_by", _MISSING)
+    if found is _MISSING:
+        order = check.order
+        if order.deliver_by is not None:
+            found = (order.deliver_by, None)
+        else:
+            start = parcel.shipment.shipped_at or parcel.first_scan.time
+            window = transit_window(
+                order.origin, order.destination, parcel.shipment.courier, start, check.policy
+            )
+            found = (window.deadline, window)
+        parcel.clocks["deliver_by"] = found
+    return found  # type: ignore[no-any-return]
 
 
 def not_shipped_order(check: Check) -> Hit | None:
@@ -102,16 +233,10 @@ def not_picked_up(check: Check, parcel: Parcel) -> Hit | None:
 
     Without ``shipped_at`` the pickup clock starts at the order's ship-by time.
     """
-    if parcel.scans or parcel.status not in _NOT_YET_SCANNED:
+    clock = pickup_clock(check, parcel)
+    if clock is None or check.now <= clock.deadline:
         return None
     thresholds = parcel.thresholds
-    shipped_at = parcel.shipment.shipped_at
-    anchor = shipped_at if shipped_at is not None else _order_ship_deadline(check)[0]
-    clock = paused_deadline(
-        anchor, timedelta(hours=thresholds.pickup_hours), check.policy, thresholds
-    )
-    if check.now <= clock.deadline:
-        return None
     evidence = {
         "trigger": "no_pickup_scan",
         **check.parcel_evidence(parcel),
@@ -135,7 +260,7 @@ def lost(check: Check, parcel: Parcel) -> Hit | None:
     """The provider says lost (and no later scan found it), or no scan for ``lost_days``."""
     if parcel.delivered:
         return None
-    reported = _standing_lost_report(parcel)
+    reported = standing_lost_report(parcel)
     if reported is not None:
         evidence = {
             "trigger": "provider_reported_lost",
@@ -151,13 +276,11 @@ def lost(check: Check, parcel: Parcel) -> Hit | None:
             reported.time,
             parcel,
         )
+    clock = lost_clock(check, parcel)
     last = parcel.last_scan
-    if last is None or parcel.status in GOING_BACK:
+    if clock is None or last is None or check.now <= clock.deadline:
         return None
     days = parcel.thresholds.lost_days
-    clock = paused_deadline(last.time, timedelta(days=days), check.policy, parcel.thresholds)
-    if check.now <= clock.deadline:
-        return None
     evidence = {
         "trigger": "no_scan",
         **check.parcel_evidence(parcel),
@@ -177,7 +300,7 @@ def lost(check: Check, parcel: Parcel) -> Hit | None:
     )
 
 
-def _standing_lost_report(parcel: Parcel) -> TrackingEvent | None:
+def standing_lost_report(parcel: Parcel) -> TrackingEvent | None:
     """The newest LOST event, unless a later problem-free scan shows the parcel moving."""
     events = parcel.events
     for index in range(len(events) - 1, -1, -1):
@@ -193,22 +316,17 @@ def stalled(check: Check, parcel: Parcel) -> Hit | None:
 
     Lost and overdue take precedence for the same parcel.
     """
+    stall = stall_clock(check, parcel)
     last = parcel.last_scan
-    if last is None:
+    if stall is None or last is None:
         return None
-    if parcel.status in _MOVING:
-        key, hours = "stalled_hours", parcel.thresholds.stalled_hours
-    elif parcel.status in _LAST_MILE:
-        key, hours = "stalled_last_mile_hours", parcel.thresholds.stalled_last_mile_hours
-    else:
-        return None
-    clock = paused_deadline(last.time, timedelta(hours=hours), check.policy, parcel.thresholds)
+    key, hours, clock = stall
     if check.now <= clock.deadline:
         return None
     if check.fires_for(parcel, K.LOST, K.OVERDUE):
         return None
-    twice = paused_deadline(last.time, timedelta(hours=2 * hours), check.policy, parcel.thresholds)
-    severity = Severity.HIGH if check.now > twice.deadline else Severity.MEDIUM
+    twice = stall_high_clock(check, parcel)
+    severity = Severity.HIGH if twice and check.now > twice.deadline else Severity.MEDIUM
     evidence = {
         "trigger": "no_new_scan",
         **check.parcel_evidence(parcel),
@@ -236,20 +354,13 @@ def overdue(check: Check, parcel: Parcel) -> Hit | None:
     A delivered parcel is never overdue, even if it arrived late; parcels going back,
     never scanned (not_shipped) or lost are left to those kinds.
     """
-    if parcel.delivered or parcel.status in GOING_BACK or parcel.first_scan is None:
+    due = overdue_deadline(check, parcel)
+    if due is None:
         return None
-    order = check.order
-    window: Allowance | None = None
-    if order.deliver_by is not None:
-        deadline = order.deliver_by
-    else:
-        start = parcel.shipment.shipped_at or parcel.first_scan.time
-        window = transit_window(
-            order.origin, order.destination, parcel.shipment.courier, start, check.policy
-        )
-        deadline = window.deadline
+    deadline, window = due
     if check.now <= deadline or check.fires_for(parcel, K.LOST):
         return None
+    order = check.order
     thresholds = parcel.thresholds
     evidence: dict[str, Any] = {
         "trigger": "not_delivered_in_time",

@@ -49,7 +49,7 @@ class CycleResult:
 
 
 async def run_cycle(app: App) -> CycleResult:
-    """Poll what is due, run the periodic detection pass, then dispatch the outbox."""
+    """Poll what is due, run the periodic detection pass (orders due), then dispatch."""
     result = CycleResult()
     now = app.clock()
     router = SourceRouter(app.build_sources())
@@ -62,7 +62,7 @@ async def run_cycle(app: App) -> CycleResult:
         await router.aclose()
     try:
         with app.uow() as uow:
-            result.detect = app.detector.run_all_active(uow, now)
+            result.detect = app.detector.run_due(uow, now)
     except Exception as exc:
         _log.exception("job_failed", job="detect")
         result.failures.append(f"detect: {exc}")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,11 +16,11 @@ from tracker.domain import rules
 from tracker.domain.masking import mask_phone
 from tracker.domain.model import Detection, ExceptionKind, Severity
 from tracker.domain.policy import Policy
+from tracker.domain.rules_schedule import schedule_fingerprint, stable_evidence
 from tracker.notify.quiet import QuietHours
 from tracker.notify.templates import NoticeTemplates
-from tracker.service.queries import ticket_by_id
-from tracker.service.views import iso
-from tracker.store import orders_repo, tickets_repo
+from tracker.service.views import iso, ticket_json
+from tracker.store import orders_repo, runtime_repo, tickets_repo
 from tracker.store.orders_repo import OrderContext
 from tracker.store.tickets_repo import OpenTicket
 from tracker.store.uow import UnitOfWork
@@ -27,6 +28,11 @@ from tracker.store.uow import UnitOfWork
 __all__ = ["AlertEndpoint", "DetectStats", "Detector"]
 
 _log = structlog.get_logger("tracker.detect")
+
+#: runtime_state key holding the policy fingerprint the stored schedules were computed with
+SCHEDULE_STATE_KEY = "detect:schedule"
+# an order whose facts make the rules raise is looked at again this much later, not every pass
+_RETRY_BROKEN = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +54,27 @@ class DetectStats:
     orders: int = 0
     opened: int = 0
     updated: int = 0
+    unchanged: int = 0
     escalated: int = 0
     resolved: int = 0
     notices: int = 0
     alerts: int = 0
+    failed: int = 0
     opened_by_kind: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: DetectStats) -> None:
         """Accumulate another pass's counts into this one."""
-        for name in ("orders", "opened", "updated", "escalated", "resolved", "notices", "alerts"):
+        for name in (
+            "orders",
+            "opened",
+            "updated",
+            "unchanged",
+            "escalated",
+            "resolved",
+            "notices",
+            "alerts",
+            "failed",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for kind, n in other.opened_by_kind.items():
             self.opened_by_kind[kind] = self.opened_by_kind.get(kind, 0) + n
@@ -75,99 +93,133 @@ class Detector:
     chat_enabled: bool = False
 
     def run(self, uow: UnitOfWork, order_pks: Iterable[int], now: datetime) -> DetectStats:
-        """Detect for these orders and commit; the caller chooses the batch."""
+        """Detect for these orders, store when each is next due, and commit.
+
+        The caller chooses the batch. The orders' rows stay locked until the commit, so a
+        concurrent detection of the same order waits and then reads what this one wrote.
+        """
         pks = sorted(set(order_pks))
         stats = DetectStats(orders=len(pks))
         if not pks:
             return stats
-        contexts = orders_repo.load_order_contexts(uow.conn, pks)
-        open_by_order = tickets_repo.open_tickets_by_order(uow.conn, pks)
+        conn = uow.conn
+        contexts = orders_repo.load_order_contexts(conn, pks, lock=True)
+        open_by_order = tickets_repo.open_tickets_by_order(conn, pks)
+        schedules: list[tuple[int, bool, datetime | None]] = []
+        plan = _Plan()
         for ctx in contexts:
-            detections = rules.detect(ctx.facts, self.policy, now)
-            self._reconcile(uow.conn, ctx, detections, open_by_order.get(ctx.pk, {}), now, stats)
-        orders_repo.refresh_active_flags(uow.conn, pks, now)
+            tickets = open_by_order.get(ctx.pk, {})
+            # decided per order and merged once complete: a bug or odd facts in one order
+            # must not stop (or half-write) detection for the rest of the batch
+            mine, counts = _Plan(), DetectStats()
+            try:
+                detections, next_check = rules.detect_and_schedule(ctx.facts, self.policy, now)
+                self._reconcile(mine, ctx, detections, tickets, now, counts)
+            except Exception:
+                _log.exception("detect_failed", order_id=ctx.facts.order_id, order_pk=ctx.pk)
+                schedules.append((ctx.pk, True, now + _RETRY_BROKEN))
+                stats.failed += 1
+                continue
+            plan.merge(mine)
+            stats.add(counts)
+            # a detected kind leaves a ticket open unless an agent closed it (blocked)
+            has_open = any(
+                (t := tickets.get(d.kind.value)) is None or t.status != "resolved"
+                for d in detections
+            )
+            schedules.append((ctx.pk, orders_repo.still_active(ctx, has_open), next_check))
+        self._apply(conn, plan, now, stats)
+        orders_repo.store_schedules(conn, schedules, now)
         uow.commit()
         return stats
 
+    def run_due(
+        self,
+        uow: UnitOfWork,
+        now: datetime,
+        batch: int = 500,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+        on_batch: Callable[[DetectStats], None] | None = None,
+    ) -> DetectStats:
+        """The periodic pass: every active order whose next check has come, in batches.
+
+        Time-based rules are the pass's only business (new scans, imports and weight bills
+        run detection or make the order due themselves), so an order is looked at when
+        :func:`~tracker.domain.rules.next_check_at` said it could change. After a policy
+        change every active order is due once (:meth:`reschedule_on_policy_change`).
+        """
+        total = DetectStats()
+        self.reschedule_on_policy_change(uow, now)
+        for pks in orders_repo.iter_due_order_pks(uow.conn, now, batch):
+            if should_stop is not None and should_stop():
+                break
+            stats = self.run(uow, pks, now)
+            total.add(stats)
+            if on_batch is not None:
+                on_batch(stats)
+        uow.commit()
+        return total
+
     def run_all_active(self, uow: UnitOfWork, now: datetime, batch: int = 500) -> DetectStats:
-        """The periodic pass for time-based rules, over active orders in batches."""
+        """Detect for every active order, due or not (the pass before schedules; for checks)."""
         total = DetectStats()
         for pks in list(orders_repo.iter_active_order_pks(uow.conn, batch)):
             total.add(self.run(uow, pks, now))
         return total
 
+    def reschedule_on_policy_change(self, uow: UnitOfWork, now: datetime) -> bool:
+        """Make every active order due once when the policy differs from the stored schedules'.
+
+        Returns True when it did. The first pass on a database records the fingerprint
+        only: schedules are stored by detection itself, and migration 0003 made every
+        order active before it due.
+        """
+        fingerprint = schedule_fingerprint(self.policy)
+        stored = runtime_repo.read_state(uow.conn, SCHEDULE_STATE_KEY)
+        if stored is not None and stored[0].get("fingerprint") == fingerprint:
+            uow.commit()
+            return False
+        changed = stored is not None
+        if changed:
+            count = orders_repo.make_active_orders_due(uow.conn, now)
+            _log.info("detect_policy_changed", orders_due=count, fingerprint=fingerprint)
+        runtime_repo.write_state(uow.conn, SCHEDULE_STATE_KEY, {"fingerprint": fingerprint}, now)
+        uow.commit()
+        return changed
+
     def _reconcile(
         self,
-        conn: Connection,
+        plan: _Plan,
         ctx: OrderContext,
         detections: list[Detection],
         open_tickets: dict[str, OpenTicket],
         now: datetime,
         stats: DetectStats,
     ) -> None:
+        """Decide what the order's tickets need; :meth:`_apply` writes it for the batch."""
         seen: set[str] = set()
         for det in detections:
             kind = det.kind.value
             seen.add(kind)
             current = open_tickets.get(kind)
             if current is None:
-                self._open(conn, ctx, det, now, stats)
+                plan.opens.append((ctx, det))
             elif current.status != "resolved":
-                self._refresh(conn, ctx, det, current, now, stats)
+                self._refresh(plan, ctx, det, current, now, stats)
             # else: an agent closed it by hand and the condition never cleared; stay quiet
         for kind, ticket in open_tickets.items():
             if kind in seen:
                 continue
             if ticket.status == "resolved":
-                tickets_repo.unblock_reopen(conn, ticket.id)
+                plan.unblocks.append(ticket.id)
                 continue
             reason = rules.resolution_reason(ExceptionKind(kind), ctx.facts, self.policy, now)
-            if tickets_repo.resolve_ticket(conn, ticket.id, now, reason):
-                tickets_repo.log_ticket(conn, ticket.id, now, "auto_resolved", note=reason)
-                self._alert(conn, ctx, ticket.id, "ticket.resolved", kind, now, stats, reason)
-                stats.resolved += 1
-
-    def _open(
-        self, conn: Connection, ctx: OrderContext, det: Detection, now: datetime, stats: DetectStats
-    ) -> None:
-        kind = det.kind.value
-        ticket_id = tickets_repo.insert_open_ticket(
-            conn,
-            {
-                "order_pk": ctx.pk,
-                "shipment_id": ctx.shipment_ids.get(det.tracking_number or ""),
-                "courier": det.courier,
-                "tracking_number": det.tracking_number,
-                "kind": kind,
-                "severity": det.severity.value,
-                "status": "open",
-                "opened_at": now,
-                "updated_at": now,
-                "evidence": det.evidence,
-                "suggested_action": det.suggested_action,
-                "detections": 1,
-            },
-        )
-        if ticket_id is None:  # another worker opened it a moment ago
-            return
-        stats.opened += 1
-        stats.opened_by_kind[kind] = stats.opened_by_kind.get(kind, 0) + 1
-        tickets_repo.log_ticket(conn, ticket_id, now, "opened", severity=det.severity.value)
-        _log.info(
-            "ticket_opened",
-            ticket_id=ticket_id,
-            order_id=ctx.facts.order_id,
-            kind=kind,
-            severity=det.severity.value,
-            tracking_number=det.tracking_number,
-        )
-        if det.notify_buyer:
-            self._queue_notice(conn, ctx, det, ticket_id, now, stats)
-        self._alert(conn, ctx, ticket_id, "ticket.opened", kind, now, stats)
+            plan.resolves.setdefault(reason, []).append((ctx, ticket))
 
     def _refresh(
         self,
-        conn: Connection,
+        plan: _Plan,
         ctx: OrderContext,
         det: Detection,
         current: OpenTicket,
@@ -175,32 +227,122 @@ class Detector:
         stats: DetectStats,
     ) -> None:
         values: dict[str, Any] = {
+            "id": current.id,
             "evidence": det.evidence,
             "updated_at": now,
             "suggested_action": det.suggested_action,
             "courier": det.courier,
             "tracking_number": det.tracking_number,
             "shipment_id": ctx.shipment_ids.get(det.tracking_number or ""),
+            "severity": current.severity,
         }
         escalated = det.severity.rank > Severity(current.severity).rank
+        if not escalated and not _changed(current, values):
+            stats.unchanged += 1
+            return
         if escalated:
             values["severity"] = det.severity.value
-        tickets_repo.update_ticket(conn, current.id, values)
+        plan.updates.append(values)
         stats.updated += 1
         if escalated:
-            tickets_repo.log_ticket(conn, current.id, now, "escalated", severity=det.severity.value)
-            self._alert(conn, ctx, current.id, "ticket.escalated", det.kind.value, now, stats)
+            plan.log(current.id, "escalated", severity=det.severity.value)
+            view = _TicketView(
+                id=current.id,
+                order_id=ctx.facts.order_id,
+                courier=det.courier,
+                tracking_number=det.tracking_number,
+                kind=det.kind.value,
+                severity=det.severity.value,
+                status=current.status,
+                opened_at=current.opened_at,
+                updated_at=now,
+                evidence=det.evidence,
+                suggested_action=det.suggested_action,
+            )
+            self._alert(plan, ctx, view, "ticket.escalated")
             stats.escalated += 1
 
-    def _queue_notice(
-        self,
-        conn: Connection,
-        ctx: OrderContext,
-        det: Detection,
-        ticket_id: int,
-        now: datetime,
-        stats: DetectStats,
-    ) -> None:
+    def _apply(self, conn: Connection, plan: _Plan, now: datetime, stats: DetectStats) -> None:
+        """Write a batch's decisions: a handful of statements, whatever the batch size."""
+        self._open_all(conn, plan, now, stats)
+        tickets_repo.update_tickets(conn, plan.updates)
+        for reason, items in plan.resolves.items():
+            closed = set(tickets_repo.resolve_tickets(conn, [t.id for _, t in items], now, reason))
+            for ctx, ticket in items:
+                if ticket.id not in closed:
+                    continue  # an agent resolved it a moment ago
+                stats.resolved += 1
+                plan.log(ticket.id, "auto_resolved", note=reason)
+                view = _TicketView(
+                    id=ticket.id,
+                    order_id=ctx.facts.order_id,
+                    courier=ticket.courier,
+                    tracking_number=ticket.tracking_number,
+                    kind=ticket.kind,
+                    severity=ticket.severity,
+                    status="resolved",
+                    opened_at=ticket.opened_at,
+                    updated_at=now,
+                    evidence=ticket.evidence,
+                    suggested_action=ticket.suggested_action,
+                )
+                self._alert(plan, ctx, view, "ticket.resolved", reason)
+        tickets_repo.unblock_reopens(conn, plan.unblocks)
+        tickets_repo.log_tickets(conn, [{**row, "at": now} for row in plan.logs])
+        stats.notices += tickets_repo.add_notices(conn, plan.notices)
+        stats.alerts += tickets_repo.add_alerts(conn, plan.alerts)
+
+    def _open_all(self, conn: Connection, plan: _Plan, now: datetime, stats: DetectStats) -> None:
+        rows = [
+            {
+                "order_pk": ctx.pk,
+                "shipment_id": ctx.shipment_ids.get(det.tracking_number or ""),
+                "courier": det.courier,
+                "tracking_number": det.tracking_number,
+                "kind": det.kind.value,
+                "severity": det.severity.value,
+                "evidence": det.evidence,
+                "suggested_action": det.suggested_action,
+            }
+            for ctx, det in plan.opens
+        ]
+        ids = tickets_repo.insert_open_tickets(conn, rows, now)
+        for ctx, det in plan.opens:
+            kind = det.kind.value
+            ticket_id = ids.get((ctx.pk, kind))
+            if ticket_id is None:  # another worker opened it a moment ago
+                continue
+            stats.opened += 1
+            stats.opened_by_kind[kind] = stats.opened_by_kind.get(kind, 0) + 1
+            plan.log(ticket_id, "opened", severity=det.severity.value)
+            _log.info(
+                "ticket_opened",
+                ticket_id=ticket_id,
+                order_id=ctx.facts.order_id,
+                kind=kind,
+                severity=det.severity.value,
+                tracking_number=det.tracking_number,
+            )
+            if det.notify_buyer:
+                plan.notices.append(self._notice(ctx, det, ticket_id, now))
+            view = _TicketView(
+                id=ticket_id,
+                order_id=ctx.facts.order_id,
+                courier=det.courier,
+                tracking_number=det.tracking_number,
+                kind=kind,
+                severity=det.severity.value,
+                status="open",
+                opened_at=now,
+                updated_at=now,
+                evidence=det.evidence,
+                suggested_action=det.suggested_action,
+            )
+            self._alert(plan, ctx, view, "ticket.opened")
+
+    def _notice(
+        self, ctx: OrderContext, det: Detection, ticket_id: int, now: datetime
+    ) -> dict[str, Any]:
         channel, recipient = "sms", ctx.buyer.phone
         if self.chat_enabled and ctx.buyer.chat_id:
             channel, recipient = "chat", ctx.buyer.chat_id
@@ -208,72 +350,135 @@ class Detector:
             det, shop=self.shop_name, order_id=ctx.facts.order_id, buyer_name=ctx.buyer.name
         )
         suppressed = ctx.buyer.opt_out
-        tickets_repo.add_notice(
-            conn,
-            {
-                "ticket_id": ticket_id,
-                "order_pk": ctx.pk,
-                "buyer_id": ctx.buyer.id,
-                "channel": channel,
-                "recipient": recipient,
-                "template": rendered.template,
-                "body": rendered.body,
-                "idempotency_key": f"notice-{ticket_id}-{rendered.template}",
-                "status": "suppressed" if suppressed else "queued",
-                "reason": "buyer opted out" if suppressed else None,
-                "scheduled_for": self.quiet.next_allowed(now),
-                "attempts": 0,
-                "created_at": now,
-            },
-        )
-        stats.notices += 1
+        return {
+            "ticket_id": ticket_id,
+            "order_pk": ctx.pk,
+            "buyer_id": ctx.buyer.id,
+            "channel": channel,
+            "recipient": recipient,
+            "template": rendered.template,
+            "body": rendered.body,
+            "idempotency_key": f"notice-{ticket_id}-{rendered.template}",
+            "status": "suppressed" if suppressed else "queued",
+            "reason": "buyer opted out" if suppressed else None,
+            "scheduled_for": self.quiet.next_allowed(now),
+            "attempts": 0,
+            "created_at": now,
+        }
 
     def _alert(
         self,
-        conn: Connection,
+        plan: _Plan,
         ctx: OrderContext,
-        ticket_id: int,
+        view: _TicketView,
         event_type: str,
-        kind: str,
-        now: datetime,
-        stats: DetectStats,
         resolution: str | None = None,
     ) -> None:
-        targets = [e for e in self.endpoints if e.wants(kind)]
+        """Queue the alert rows for every endpoint that wants tickets of this kind."""
+        targets = [e for e in self.endpoints if e.wants(view.kind)]
         if not targets:
             return
-        data = self._alert_data(conn, ctx, ticket_id, resolution)
-        payload = {"type": event_type, "timestamp": iso(now, self.tz), "data": data}
-        # one alert per ticket, event and moment: a retry of the same transaction repeats the key
-        stamp = int(now.timestamp())
-        stats.alerts += tickets_repo.add_alert(
-            conn,
-            [
-                {
-                    "ticket_id": ticket_id,
-                    "event_type": event_type,
-                    "endpoint": e.name,
-                    "payload": payload,
-                    "idempotency_key": f"alert-{ticket_id}-{event_type}-{stamp}-{e.name}",
-                    "status": "queued",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-                for e in targets
-            ],
-        )
-
-    def _alert_data(
-        self, conn: Connection, ctx: OrderContext, ticket_id: int, resolution: str | None
-    ) -> dict[str, Any]:
-
-        ticket = ticket_by_id(conn, ticket_id, self.tz)
-        ticket["buyer"] = {"name": ctx.buyer.name, "phone": mask_phone(ctx.buyer.phone)}
-        ticket["destination"] = {
+        now = view.updated_at
+        data = ticket_json(view, self.tz)
+        data["buyer"] = {"name": ctx.buyer.name, "phone": mask_phone(ctx.buyer.phone)}
+        data["destination"] = {
             "province": ctx.facts.destination.province,
             "city": ctx.facts.destination.city,
         }
         if resolution:
-            ticket["resolution"] = resolution
-        return ticket
+            data["resolution"] = resolution
+        payload = {"type": event_type, "timestamp": iso(now, self.tz), "data": data}
+        # one alert per ticket, event and moment: a retry of the same transaction repeats the key
+        stamp = int(now.timestamp())
+        plan.alerts.extend(
+            {
+                "ticket_id": view.id,
+                "event_type": event_type,
+                "endpoint": e.name,
+                "payload": payload,
+                "idempotency_key": f"alert-{view.id}-{event_type}-{stamp}-{e.name}",
+                "status": "queued",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for e in targets
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _TicketView:
+    """A ticket as it stands after this batch's writes, for alert payloads (``ticket_json``)."""
+
+    id: int
+    order_id: str
+    courier: str | None
+    tracking_number: str | None
+    kind: str
+    severity: str
+    status: str
+    opened_at: datetime
+    updated_at: datetime
+    evidence: Any
+    suggested_action: str | None
+
+
+@dataclass(slots=True)
+class _Plan:
+    """One batch's ticket decisions, written together by :meth:`Detector._apply`."""
+
+    opens: list[tuple[OrderContext, Detection]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    resolves: dict[str, list[tuple[OrderContext, OpenTicket]]] = field(default_factory=dict)
+    unblocks: list[int] = field(default_factory=list)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+    def merge(self, other: _Plan) -> None:
+        """Take over another plan's decisions (one order's, once all of them are made)."""
+        self.opens += other.opens
+        self.updates += other.updates
+        for reason, items in other.resolves.items():
+            self.resolves.setdefault(reason, []).extend(items)
+        self.unblocks += other.unblocks
+        self.logs += other.logs
+        self.notices += other.notices
+        self.alerts += other.alerts
+
+    def log(
+        self, ticket_id: int, action: str, *, severity: str | None = None, note: str | None = None
+    ) -> None:
+        """A ticket history row by the system (its time is set when written)."""
+        self.logs.append(
+            {
+                "ticket_id": ticket_id,
+                "action": action,
+                "severity": severity,
+                "note": note,
+                "actor": "system",
+            }
+        )
+
+
+def _changed(current: OpenTicket, values: Mapping[str, Any]) -> bool:
+    """True when re-detection found something the stored ticket does not say yet.
+
+    Figures that only follow the clock (hours since the last scan, hours late, when
+    checked) do not count: rewriting them would touch every open ticket on every look.
+    """
+    if (
+        current.suggested_action != values["suggested_action"]
+        or current.courier != values["courier"]
+        or current.tracking_number != values["tracking_number"]
+        or current.shipment_id != values["shipment_id"]
+    ):
+        return True
+    if not isinstance(current.evidence, dict):
+        return True
+    return _evidence_text(current.evidence) != _evidence_text(values["evidence"])
+
+
+def _evidence_text(evidence: Mapping[str, Any]) -> str:
+    """Canonical JSON of the evidence without clock figures, as the store would hold it."""
+    return json.dumps(stable_evidence(evidence), sort_keys=True, ensure_ascii=False)

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy import and_, bindparam, delete, func, select, tuple_, update
+from sqlalchemy.engine import Connection
 
 from carriers.model import Location, Problem, Status, TrackingEvent
 from tracker.domain.model import Address, Order, OrderFacts, ShipmentFacts
-from tracker.store.tables import buyers, order_items, orders, shipments, tickets, tracking_events
+from tracker.store.tables import buyers, order_items, orders, shipments, tickets
 
 __all__ = [
     "BuyerRow",
     "OrderContext",
     "iter_active_order_pks",
+    "iter_due_order_pks",
     "load_order_contexts",
+    "make_active_orders_due",
     "refresh_active_flags",
+    "still_active",
+    "store_schedules",
     "upsert_orders",
 ]
 
@@ -65,6 +70,8 @@ def upsert_orders(conn: Connection, batch: Sequence[Order], now: datetime) -> tu
             "dest_address": order.destination.address,
             "items_weight_kg": order.items_weight_kg,
             "active": True,
+            # due for detection at once (also under a clock set back with ``--now``)
+            "next_check_at": min(now, order.paid_at),
             "updated_at": now,
         }
         pk = existing.get(order.order_id)
@@ -200,98 +207,235 @@ def iter_active_order_pks(conn: Connection, batch: int = 1000) -> Iterator[list[
         last = pks[-1]
 
 
-def load_order_contexts(conn: Connection, order_pks: Iterable[int]) -> list[OrderContext]:
-    """Everything the rules need for these orders, in three queries."""
+def _due_query(after: bool) -> Any:
+    """Active orders due at ``:now``, oldest moment first, from the partial index."""
+    o = orders.c
+    # a bare boolean renders as the index predicate (``active = 1`` / ``active``)
+    query = select(o.id, o.next_check_at).where(o.active, o.next_check_at <= bindparam("now"))
+    if after:
+        query = query.where(
+            tuple_(o.next_check_at, o.id)
+            > tuple_(bindparam("last_at", type_=o.next_check_at.type), bindparam("last_id"))
+        )
+    return query.order_by(o.next_check_at, o.id).limit(bindparam("batch"))
+
+
+_DUE_FIRST = _due_query(after=False)
+_DUE_NEXT = _due_query(after=True)
+
+
+def iter_due_order_pks(conn: Connection, now: datetime, batch: int = 500) -> Iterator[list[int]]:
+    """Active orders whose next check is due at ``now``, in batches (keyset, constant memory).
+
+    Batches follow (next_check_at, id) and never repeat an order, even if detecting it did
+    not move its next check past ``now``; orders made due behind the cursor during the pass
+    wait for the next pass.
+    """
+    rows = conn.execute(_DUE_FIRST, {"now": now, "batch": batch}).all()
+    while rows:
+        yield [r.id for r in rows]
+        last = rows[-1]
+        params = {"now": now, "batch": batch, "last_at": last.next_check_at, "last_id": last.id}
+        rows = conn.execute(_DUE_NEXT, params).all()
+
+
+def make_active_orders_due(conn: Connection, now: datetime) -> int:
+    """Make every active order due at ``now`` (after a policy change); returns how many."""
+    result = conn.execute(update(orders).where(orders.c.active.is_(True)).values(next_check_at=now))
+    return int(result.rowcount)
+
+
+# Contexts are read with plain driver SQL: at thousands of orders a second, SQLAlchemy's
+# per-row result processing (UTCDateTime, Row objects) cost more than the rules themselves.
+_ORDER_COLUMNS = (
+    "o.id, o.order_id, o.buyer_id, o.paid_at, o.ship_by, o.deliver_by, o.origin_province, "
+    "o.origin_city, o.dest_province, o.dest_city, o.dest_district, o.dest_address, "
+    "o.items_weight_kg, b.name, b.phone, b.chat_id, b.opt_out"
+)
+_SHIP_COLUMNS = (
+    "s.id, s.order_pk, s.courier, s.tracking_number, s.status, s.shipped_at, s.weight_kg, "
+    "s.provider_finished"
+)
+_EVENT_COLUMNS = (
+    "e.shipment_id, e.time, e.status, e.raw_code, e.text, e.problem, e.country, e.province, "
+    "e.city, e.district"
+)
+_SQL: dict[str, dict[str, str]] = {
+    # one parameter whatever the batch size: a bigint array / a JSON list of ids
+    "postgresql": {
+        "orders": f"SELECT {_ORDER_COLUMNS} FROM orders o JOIN buyers b ON b.id = o.buyer_id "
+        "WHERE o.id = ANY(%(ids)s::bigint[]) ORDER BY o.id",
+        "orders_locked": f"SELECT {_ORDER_COLUMNS} FROM orders o "
+        "JOIN buyers b ON b.id = o.buyer_id WHERE o.id = ANY(%(ids)s::bigint[]) "
+        "ORDER BY o.id FOR NO KEY UPDATE OF o",
+        "shipments": f"SELECT {_SHIP_COLUMNS} FROM shipments s "
+        "WHERE s.order_pk = ANY(%(ids)s::bigint[]) ORDER BY s.id",
+        "events": f"SELECT {_EVENT_COLUMNS} FROM tracking_events e "
+        "WHERE e.shipment_id = ANY(%(ids)s::bigint[]) ORDER BY e.shipment_id, e.time, e.id",
+    },
+    "sqlite": {
+        "orders": f"SELECT {_ORDER_COLUMNS} FROM orders o JOIN buyers b ON b.id = o.buyer_id "
+        "WHERE o.id IN (SELECT value FROM json_each(?)) ORDER BY o.id",
+        "shipments": f"SELECT {_SHIP_COLUMNS} FROM shipments s "
+        "WHERE s.order_pk IN (SELECT value FROM json_each(?)) ORDER BY s.id",
+        "events": f"SELECT {_EVENT_COLUMNS} FROM tracking_events e "
+        "WHERE e.shipment_id IN (SELECT value FROM json_each(?)) "
+        "ORDER BY e.shipment_id, e.time, e.id",
+    },
+}
+_SQL["sqlite"]["orders_locked"] = _SQL["sqlite"]["orders"]  # a SQLite writer holds the lock
+
+_STATUS: dict[str, Status] = {s.value: s for s in Status}
+_PROBLEM: dict[str | None, Problem | None] = {p.value: p for p in Problem}
+_PROBLEM[None] = None
+_PROBLEM[""] = None
+
+
+class _Reader:
+    """Turns driver rows into domain objects, sharing repeated places and statuses."""
+
+    def __init__(self, dialect: str) -> None:
+        self.sqlite = dialect == "sqlite"
+        self.locations: dict[tuple[str | None, ...], Location] = {}
+        self.addresses: dict[tuple[str | None, ...], Address] = {}
+
+    def time(self, value: Any) -> datetime:
+        """An aware UTC datetime from the driver's value (as ``UTCDateTime`` returns it)."""
+        if isinstance(value, str):  # SQLite: naive UTC text; parsing the offset beats replace()
+            return datetime.fromisoformat(value + "+00:00")
+        if value.tzinfo is UTC:
+            return value  # type: ignore[no-any-return]
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+    def maybe_time(self, value: Any) -> datetime | None:
+        """:meth:`time`, passing ``None`` through."""
+        return None if value is None else self.time(value)
+
+    def location(self, key: tuple[str | None, ...]) -> Location:
+        """One shared :class:`Location` per distinct (country, province, city, district)."""
+        found = self.locations.get(key)
+        if found is None:
+            found = self.locations[key] = Location(*key)
+        return found
+
+    def origin(self, province: str, city: str) -> Address:
+        """One shared origin :class:`Address` per (province, city): shops ship from few."""
+        key = (province, city)
+        found = self.addresses.get(key)
+        if found is None:
+            found = self.addresses[key] = Address(province=province, city=city)
+        return found
+
+
+def load_order_contexts(
+    conn: Connection, order_pks: Iterable[int], *, lock: bool = False
+) -> list[OrderContext]:
+    """Everything the rules need for these orders, in three queries, ordered by order pk.
+
+    With ``lock`` the orders' rows are locked until the transaction ends (PostgreSQL ``FOR
+    NO KEY UPDATE``, which still lets others insert rows referencing them; a SQLite unit of
+    work already holds the write lock), so two detections of one order run one after the
+    other and the later one reads what the first wrote.
+    """
     pks = sorted(set(order_pks))
     if not pks:
         return []
-    order_rows = conn.execute(
-        select(
-            orders,
-            buyers.c.name.label("b_name"),
-            buyers.c.phone,
-            buyers.c.chat_id,
-            buyers.c.opt_out,
-        )
-        .join(buyers, buyers.c.id == orders.c.buyer_id)
-        .where(orders.c.id.in_(pks))
-    ).all()
-    ship_rows = conn.execute(
-        select(shipments).where(shipments.c.order_pk.in_(pks)).order_by(shipments.c.id)
-    ).all()
-    ship_ids = [s.id for s in ship_rows]
+    dialect = conn.dialect.name
+    sql = _SQL["postgresql" if dialect == "postgresql" else "sqlite"]
+    reader = _Reader(dialect)
+    if dialect == "postgresql":
+
+        def run(name: str, ids: list[int]) -> Any:
+            return conn.exec_driver_sql(sql[name], {"ids": ids}).all()
+
+    else:
+
+        def run(name: str, ids: list[int]) -> Any:
+            return conn.exec_driver_sql(sql[name], (json.dumps(ids),)).all()
+
+    order_rows = run("orders_locked" if lock else "orders", pks)
+    ship_rows = run("shipments", pks)
     events_by_ship: dict[int, list[TrackingEvent]] = defaultdict(list)
-    if ship_ids:
-        for e in conn.execute(
-            select(tracking_events)
-            .where(tracking_events.c.shipment_id.in_(ship_ids))
-            .order_by(tracking_events.c.shipment_id, tracking_events.c.time, tracking_events.c.id)
+    if ship_rows:
+        time, location = reader.time, reader.location
+        status, problem = _STATUS, _PROBLEM
+        for sid, at, st, raw_code, text, prob, country, province, city, district in run(
+            "events", [s[0] for s in ship_rows]
         ):
-            events_by_ship[e.shipment_id].append(_event_from_row(e))
+            events_by_ship[sid].append(
+                TrackingEvent(
+                    time(at),
+                    status[st],
+                    raw_code,
+                    text,
+                    location((country, province, city, district)),
+                    problem[prob],
+                )
+            )
+    maybe_time = reader.maybe_time
     ships_by_order: dict[int, list[tuple[int, ShipmentFacts]]] = defaultdict(list)
-    for s in ship_rows:
-        ships_by_order[s.order_pk].append(
+    for sid, order_pk, courier, number, st, shipped_at, weight, finished in ship_rows:
+        events = events_by_ship.get(sid)
+        ships_by_order[order_pk].append(
             (
-                s.id,
+                sid,
                 ShipmentFacts(
-                    courier=s.courier,
-                    tracking_number=s.tracking_number,
-                    status=Status(s.status),
-                    shipped_at=s.shipped_at,
-                    events=tuple(events_by_ship.get(s.id, ())),
-                    weight_kg=s.weight_kg,
-                    provider_finished=bool(s.provider_finished),
+                    courier,
+                    number,
+                    _STATUS[st],
+                    maybe_time(shipped_at),
+                    tuple(events) if events else (),
+                    weight,
+                    bool(finished),
                 ),
             )
         )
     contexts = []
-    for o in order_rows:
-        parcels = ships_by_order.get(o.id, [])
+    for (
+        pk,
+        order_id,
+        buyer_id,
+        paid_at,
+        ship_by,
+        deliver_by,
+        origin_province,
+        origin_city,
+        dest_province,
+        dest_city,
+        dest_district,
+        dest_address,
+        items_weight_kg,
+        name,
+        phone,
+        chat_id,
+        opt_out,
+    ) in order_rows:
+        parcels = ships_by_order.get(pk, ())
         facts = OrderFacts(
-            order_id=o.order_id,
-            paid_at=o.paid_at,
-            origin=Address(province=o.origin_province, city=o.origin_city),
-            destination=Address(
-                province=o.dest_province,
-                city=o.dest_city,
-                district=o.dest_district,
-                address=o.dest_address,
-            ),
-            items_weight_kg=o.items_weight_kg,
-            shipments=tuple(f for _, f in parcels),
-            ship_by=o.ship_by,
-            deliver_by=o.deliver_by,
-        )
-        buyer = BuyerRow(
-            id=o.buyer_id, name=o.b_name, phone=o.phone, chat_id=o.chat_id, opt_out=bool(o.opt_out)
+            order_id,
+            reader.time(paid_at),
+            reader.origin(origin_province, origin_city),
+            Address(dest_province, dest_city, dest_district, dest_address),
+            items_weight_kg,
+            tuple(f for _, f in parcels),
+            maybe_time(ship_by),
+            maybe_time(deliver_by),
         )
         contexts.append(
             OrderContext(
-                pk=o.id,
+                pk=pk,
                 facts=facts,
-                buyer=buyer,
+                buyer=BuyerRow(buyer_id, name, phone, chat_id, bool(opt_out)),
                 shipment_ids={f.tracking_number: sid for sid, f in parcels},
             )
         )
     return contexts
 
 
-def _event_from_row(r: Row[Any]) -> TrackingEvent:
-    return TrackingEvent(
-        time=r.time,
-        status=Status(r.status),
-        raw_code=r.raw_code,
-        text=r.text,
-        location=Location(country=r.country, province=r.province, city=r.city, district=r.district),
-        problem=Problem(r.problem) if r.problem else None,
-    )
-
-
-def refresh_active_flags(conn: Connection, order_pks: Iterable[int], now: datetime) -> None:
-    """Mark orders inactive once every parcel is finished and no ticket is open."""
-    pks = list(order_pks)
-    if not pks:
-        return
+def _active_expr() -> Any:
+    """True while a parcel is unfinished, a ticket is open, or no parcel exists yet."""
     open_tickets = (
         select(func.count())
         .select_from(tickets)
@@ -315,8 +459,72 @@ def refresh_active_flags(conn: Connection, order_pks: Iterable[int], now: dateti
         .where(shipments.c.order_pk == orders.c.id)
         .scalar_subquery()
     )
+    return (open_tickets > 0) | (unfinished > 0) | (any_parcel == 0)
+
+
+_FINISHED = frozenset({Status.DELIVERED, Status.RETURNED})
+
+# One fixed statement per batch: arrays on PostgreSQL (locks taken in id order), a prepared
+# executemany on SQLite, whose times are the naive UTC text SQLAlchemy stores.
+_STORE_SCHEDULE = {
+    "postgresql": "UPDATE orders SET active = v.active, next_check_at = v.next_check, "
+    "updated_at = %(now)s FROM unnest(%(ids)s::bigint[], %(active)s::boolean[], "
+    "%(next)s::timestamptz[]) AS v(id, active, next_check) WHERE orders.id = v.id",
+    "sqlite": "UPDATE orders SET active = ?, next_check_at = ?, updated_at = ? WHERE id = ?",
+}
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    """``value`` as SQLAlchemy's SQLite ``DateTime`` stores it (naive UTC, microseconds)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def still_active(ctx: OrderContext, has_open_ticket: bool) -> bool:
+    """The ``active`` flag :func:`refresh_active_flags` would compute, from what was loaded.
+
+    Active while a ticket is open, a parcel is not finished (delivered or returned, as
+    stored), or the order has no parcel yet.
+    """
+    parcels = ctx.facts.shipments
+    return has_open_ticket or not parcels or any(s.status not in _FINISHED for s in parcels)
+
+
+def store_schedules(
+    conn: Connection, schedules: Iterable[tuple[int, bool, datetime | None]], now: datetime
+) -> None:
+    """Store (order pk, active, next check) for orders detection just looked at.
+
+    One prepared statement for the batch: cheaper than recounting tickets and parcels in
+    SQL, which the caller (holding the orders' row locks) already knows.
+    """
+    rows = sorted(schedules)
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            _STORE_SCHEDULE["postgresql"],
+            {
+                "now": now,
+                "ids": [pk for pk, _, _ in rows],
+                "active": [active for _, active, _ in rows],
+                "next": [at for _, _, at in rows],
+            },
+        )
+        return
+    stamp = _sqlite_time(now)
+    conn.exec_driver_sql(
+        _STORE_SCHEDULE["sqlite"],
+        [(int(active), _sqlite_time(at), stamp, pk) for pk, active, at in rows],
+    )
+
+
+def refresh_active_flags(conn: Connection, order_pks: Iterable[int], now: datetime) -> None:
+    """Mark orders inactive once every parcel is finished and no ticket is open (in SQL)."""
+    pks = list(order_pks)
+    if not pks:
+        return
     conn.execute(
-        update(orders)
-        .where(orders.c.id.in_(pks))
-        .values(active=(open_tickets > 0) | (unfinished > 0) | (any_parcel == 0), updated_at=now)
+        update(orders).where(orders.c.id.in_(pks)).values(active=_active_expr(), updated_at=now)
     )

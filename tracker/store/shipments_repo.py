@@ -170,5 +170,8 @@ def set_weights(conn: Connection, weights: Sequence[tuple[str, float]], now: dat
                 )
             ).scalars()
         )
-    conn.execute(update(orders).where(orders.c.id.in_(order_pks)).values(active=True))
+    # due for detection now: the periodic pass looks at it (weight_mismatch)
+    conn.execute(
+        update(orders).where(orders.c.id.in_(order_pks)).values(active=True, next_check_at=now)
+    )
     return sorted(order_pks)

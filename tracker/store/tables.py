@@ -84,7 +84,17 @@ orders = Table(
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # When a time-based rule may next change its verdict (migration 0003): the periodic
+    # pass reads only active orders whose moment has come (tracker.domain.rules_schedule).
+    Column("next_check_at", UTCDateTime()),
     Index("ix_orders_active_id", "active", "id"),
+    Index(
+        "ix_orders_next_check_active",
+        "next_check_at",
+        "id",
+        sqlite_where=text("active = 1"),
+        postgresql_where=text("active"),
+    ),
 )
 
 order_items = Table(
@@ -303,7 +313,17 @@ Index(
 )
 Index("ix_shipments_source_last_polled", shipments.c.source, shipments.c.last_polled_at)
 # What the periodic detection pass starts from (migration 0003; see tracker/service/detect).
-Index("ix_shipments_status_last_scan", shipments.c.status, shipments.c.last_scan_at)
+# covering: the silent-parcel query (status, last_scan_at) -> (id, order_pk) reads no heap
+# (SQLite indexes carry the rowid, which is id; PostgreSQL needs it included)
+Index(
+    "ix_shipments_status_last_scan",
+    shipments.c.status,
+    shipments.c.last_scan_at,
+    shipments.c.order_pk,
+    postgresql_include=["id"],
+)
+# Detection reads each order's tickets (migration 0003); deleting an order cascades here too.
+Index("ix_tickets_order_pk", tickets.c.order_pk)
 Index(
     "ix_shipments_source_failing",
     shipments.c.source,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import Table, and_, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -18,13 +19,18 @@ from tracker.store.tables import alerts, notices, ticket_log, tickets
 __all__ = [
     "OpenTicket",
     "add_alert",
+    "add_alerts",
     "add_notice",
+    "add_notices",
     "insert_open_ticket",
+    "insert_open_tickets",
     "log_ticket",
+    "log_tickets",
     "open_tickets_by_order",
     "resolve_ticket",
-    "unblock_reopen",
-    "update_ticket",
+    "resolve_tickets",
+    "unblock_reopens",
+    "update_tickets",
 ]
 
 
@@ -38,6 +44,12 @@ class OpenTicket:
     severity: str
     status: str
     opened_at: datetime
+    # what re-detection would rewrite, so an unchanged ticket is left alone
+    evidence: dict[str, Any] | None = None
+    suggested_action: str | None = None
+    courier: str | None = None
+    tracking_number: str | None = None
+    shipment_id: int | None = None
 
 
 def open_tickets_by_order(
@@ -56,6 +68,11 @@ def open_tickets_by_order(
             tickets.c.severity,
             tickets.c.status,
             tickets.c.opened_at,
+            tickets.c.evidence,
+            tickets.c.suggested_action,
+            tickets.c.courier,
+            tickets.c.tracking_number,
+            tickets.c.shipment_id,
         )
         .where(
             and_(
@@ -69,7 +86,17 @@ def open_tickets_by_order(
         if r.kind in found[r.order_pk] and r.status == "resolved":
             continue  # an unresolved ticket of the kind outranks an older blocking one
         found[r.order_pk][r.kind] = OpenTicket(
-            r.id, r.order_pk, r.kind, r.severity, r.status, r.opened_at
+            r.id,
+            r.order_pk,
+            r.kind,
+            r.severity,
+            r.status,
+            r.opened_at,
+            r.evidence,
+            r.suggested_action,
+            r.courier,
+            r.tracking_number,
+            r.shipment_id,
         )
     return found
 
@@ -89,13 +116,147 @@ def insert_open_ticket(conn: Connection, values: dict[str, Any]) -> int | None:
     return int(ticket_id) if ticket_id is not None else None
 
 
-def update_ticket(conn: Connection, ticket_id: int, values: dict[str, Any]) -> None:
-    """Refresh an open ticket's evidence, severity or parcel."""
-    conn.execute(
-        update(tickets)
-        .where(tickets.c.id == ticket_id)
-        .values(detections=tickets.c.detections + 1, **values)
+# PostgreSQL bulk writes send the batch as one JSON document unpacked by json_to_recordset:
+# one fixed statement (the driver parses and prepares it once), one parameter (no per-value
+# array escaping), whatever the batch size. SQLite runs a prepared executemany instead.
+_PG_TYPES: dict[tuple[str, str], str] = {}
+_PG_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _pg_type(table: Table, column: str) -> str:
+    """The PostgreSQL type name of ``table.column`` (as json_to_recordset must declare it)."""
+    key = (table.name, column)
+    found = _PG_TYPES.get(key)
+    if found is None:
+        found = _PG_TYPES[key] = str(table.c[column].type.compile(dialect=_PG_DIALECT))
+    return found
+
+
+def _json_default(value: Any) -> Any:
+    """Datetimes as ISO 8601 with their offset (timestamptz reads them exactly)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime cannot be stored: {value!r}")
+        return value.isoformat()
+    raise TypeError(f"not JSON serializable: {value!r}")
+
+
+def _recordset(table: Table, columns: Sequence[str]) -> str:
+    """``json_to_recordset(%(rows)s::json) AS v(col type, ...)`` for these columns."""
+    spec = ", ".join(f"{c} {_pg_type(table, c)}" for c in columns)
+    return f"json_to_recordset(%(rows)s::json) AS v({spec})"
+
+
+def _rows_param(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    return {"rows": json.dumps(list(rows), ensure_ascii=False, default=_json_default)}
+
+
+_OPEN_COLUMNS = (
+    "order_pk",
+    "shipment_id",
+    "courier",
+    "tracking_number",
+    "kind",
+    "severity",
+    "evidence",
+    "suggested_action",
+)
+_OPEN_MANY_PG = (
+    f"INSERT INTO tickets ({', '.join(_OPEN_COLUMNS)}, status, opened_at, updated_at, "
+    "detections, reopen_blocked) "
+    f"SELECT {', '.join('v.' + c for c in _OPEN_COLUMNS)}, 'open', %(now)s, %(now)s, 1, false "
+    f"FROM {_recordset(tickets, _OPEN_COLUMNS)} "
+    "ON CONFLICT (order_pk, kind) WHERE status != 'resolved' DO NOTHING "
+    "RETURNING id, order_pk, kind"
+)
+
+
+def insert_open_tickets(
+    conn: Connection, rows: Sequence[dict[str, Any]], now: datetime
+) -> dict[tuple[int, str], int]:
+    """Open tickets (status open, opened and updated ``now``) in one statement.
+
+    Each row has the keys of ``_OPEN_COLUMNS``. Returns (order pk, kind) -> id of those
+    inserted: a ticket another worker opened first for the same (order, kind) is skipped.
+    """
+    if not rows:
+        return {}
+    if conn.dialect.name == "postgresql":
+        found = conn.exec_driver_sql(_OPEN_MANY_PG, {**_rows_param(rows), "now": now})
+    else:
+        stmt = (
+            sqlite.insert(tickets)
+            .on_conflict_do_nothing(
+                index_elements=["order_pk", "kind"], index_where=text("status != 'resolved'")
+            )
+            .returning(tickets.c.id, tickets.c.order_pk, tickets.c.kind)
+        )
+        constant = {"status": "open", "opened_at": now, "updated_at": now, "detections": 1}
+        found = conn.execute(stmt, [{**r, **constant, "reopen_blocked": False} for r in rows])
+    return {(int(order_pk), kind): int(i) for i, order_pk, kind in found}
+
+
+_UPDATE_COLUMNS = (
+    "evidence",
+    "updated_at",
+    "suggested_action",
+    "courier",
+    "tracking_number",
+    "shipment_id",
+    "severity",
+)
+_UPDATE_MANY_PG = (
+    "UPDATE tickets SET detections = tickets.detections + 1, "
+    f"{', '.join(f'{c} = v.{c}' for c in _UPDATE_COLUMNS)} "
+    f"FROM {_recordset(tickets, ('id', *_UPDATE_COLUMNS))} WHERE tickets.id = v.id"
+)
+_UPDATE_MANY = (
+    update(tickets)
+    .where(tickets.c.id == bindparam("t_id"))
+    .values(
+        detections=tickets.c.detections + 1,
+        **{c: bindparam(f"t_{c}", type_=tickets.c[c].type) for c in _UPDATE_COLUMNS},
     )
+)
+
+
+def update_tickets(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Refresh open tickets in one statement: each row has ``id`` and ``_UPDATE_COLUMNS``."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_UPDATE_MANY_PG, _rows_param(rows))
+    else:
+        conn.execute(_UPDATE_MANY, [{f"t_{k}": v for k, v in row.items()} for row in rows])
+
+
+def resolve_tickets(
+    conn: Connection, ticket_ids: Sequence[int], now: datetime, resolution: str
+) -> list[int]:
+    """Close these tickets with one reason; returns the ids that were still open."""
+    if not ticket_ids:
+        return []
+    result = conn.execute(
+        update(tickets)
+        .where(and_(tickets.c.id.in_(list(ticket_ids)), tickets.c.status != "resolved"))
+        .values(
+            status="resolved",
+            resolved_at=now,
+            updated_at=now,
+            resolution=resolution,
+            reopen_blocked=False,
+        )
+        .returning(tickets.c.id)
+    )
+    return sorted(int(i) for i in result.scalars())
+
+
+def unblock_reopens(conn: Connection, ticket_ids: Sequence[int]) -> None:
+    """The conditions cleared once: these kinds may open a fresh ticket next time they fire."""
+    if ticket_ids:
+        conn.execute(
+            update(tickets).where(tickets.c.id.in_(list(ticket_ids))).values(reopen_blocked=False)
+        )
 
 
 def resolve_ticket(
@@ -125,11 +286,6 @@ def resolve_ticket(
     return result.rowcount == 1
 
 
-def unblock_reopen(conn: Connection, ticket_id: int) -> None:
-    """The condition cleared once: the kind may open a fresh ticket next time it fires."""
-    conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(reopen_blocked=False))
-
-
 def log_ticket(
     conn: Connection,
     ticket_id: int,
@@ -146,6 +302,50 @@ def log_ticket(
             ticket_id=ticket_id, at=at, action=action, severity=severity, note=note, actor=actor
         )
     )
+
+
+def log_tickets(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Append several history rows in one statement (keys as :func:`log_ticket`'s)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        columns = list(rows[0])
+        conn.exec_driver_sql(
+            f"INSERT INTO ticket_log ({', '.join(columns)}) "
+            f"SELECT {', '.join('v.' + c for c in columns)} FROM {_recordset(ticket_log, columns)}",
+            _rows_param(rows),
+        )
+    else:
+        conn.execute(ticket_log.insert(), list(rows))
+
+
+def add_notices(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Queue several buyer notices; repeated idempotency keys are ignored. Returns how many."""
+    return _insert_ignore_many(conn, notices, rows)
+
+
+def add_alerts(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Queue several agent alerts; repeated idempotency keys are ignored. Returns how many."""
+    return _insert_ignore_many(conn, alerts, rows)
+
+
+def _insert_ignore_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert rows (all with the same keys), skipping those whose idempotency key exists.
+
+    Returns how many were added (both drivers count an executemany exactly).
+    """
+    if not rows:
+        return 0
+    if conn.dialect.name == "postgresql":
+        columns = list(rows[0])
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"SELECT {', '.join('v.' + c for c in columns)} FROM {_recordset(table, columns)} "
+            "ON CONFLICT (idempotency_key) DO NOTHING"
+        )
+        return int(conn.exec_driver_sql(sql, _rows_param(rows)).rowcount)
+    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    return int(conn.execute(stmt, list(rows)).rowcount)
 
 
 def add_notice(conn: Connection, values: dict[str, Any]) -> bool:
