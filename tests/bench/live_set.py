@@ -32,6 +32,10 @@ from tests.bench.scenario import CHINA_TZ, ORIGINS, PLACES, Fate, RouteStep, num
 from tracker.domain.model import Address, OrderFacts, ShipmentFacts
 from tracker.domain.policy import Policy
 from tracker.domain.rules import next_check_at
+from tracker.report.build import report_window
+from tracker.report.rollup import refresh_rollups
+from tracker.settings import Settings
+from tracker.store.uow import make_engine
 
 __all__ = ["LIVE_MIX", "LiveSet", "load_live_set"]
 
@@ -220,7 +224,24 @@ def load_live_set(url: str, n: int, now: datetime, *, tickets: bool = True) -> L
     except BaseException:
         lo.close()
         raise
+    _build_report_rollups(url, now)
     return LiveSet(n, lo.rows_written.get("tickets", 0), categories, dict(lo.rows_written))
+
+
+def _build_report_rollups(url: str, now: datetime) -> None:
+    """The daily report's rollups as the report job leaves them: refreshed for today's report.
+
+    The tracker's own refresh does it (set-based ``INSERT ... SELECT``), with the bench's
+    timezone and the default policy and report time, as the bench's tracker config has.
+    """
+    settings = Settings.model_validate({"timezone": CHINA_TZ.key, "database": {"url": url}})
+    policy = Policy.from_mapping(settings.policy, timezone=settings.tz)
+    window = report_window(now.astimezone(settings.tz).date(), now, settings)
+    engine = make_engine(url)
+    try:
+        refresh_rollups(engine, policy, window, now)
+    finally:
+        engine.dispose()
 
 
 #: the tracker's periodic pass ran this long before the measured one

@@ -19,7 +19,9 @@ from sqlalchemy.engine import Engine
 
 from tests.integration import report_seed as s
 from tracker.domain.policy import Policy
-from tracker.report import build_daily_report, render_all
+from tracker.report import build_daily_report, render_all, report_window, rollup
+from tracker.report.allowance import allowance_plan
+from tracker.report.rollup import refresh_rollups
 from tracker.settings import Settings
 
 
@@ -35,14 +37,44 @@ def _settings(engine: Engine) -> Settings:
     )
 
 
-@pytest.fixture
-def golden(engine: Engine) -> tuple[s.Seed, dict[str, Any], Policy, Any]:
-    """The seeded rows, the report's JSON form, the policy, and every rendered form."""
+#: how the report reads, as the rollup refreshes run before it: (refresh before seeding,
+#: refreshes after seeding as (report day offset, expected action)). "live": base tables
+#: only; "journaled": every seeded row still in the journals; "folded": journals folded;
+#: "behind"/"ahead": rollups hold at another report's window end; "advanced": moved on.
+READS: dict[str, tuple[bool, tuple[tuple[int, str], ...]]] = {
+    "live": (False, ()),
+    "rebuilt": (False, ((0, "rebuilt"),)),
+    "journaled": (True, ()),
+    "folded": (True, ((0, "folded"),)),
+    "behind": (False, ((-1, "rebuilt"),)),
+    "ahead": (False, ((1, "rebuilt"),)),
+    "advanced": (False, ((-1, "rebuilt"), (0, "folded"))),
+}
+
+
+@pytest.fixture(params=list(READS))
+def golden(
+    engine: Engine, request: pytest.FixtureRequest
+) -> tuple[s.Seed, dict[str, Any], Policy, Any]:
+    """The seeded rows, the report's JSON form, the policy, and every rendered form.
+
+    Every test runs once per way of reading (:data:`READS`) with the same assertions.
+    """
     settings = _settings(engine)
     policy = Policy.from_mapping(settings.policy, timezone=settings.tz)
+    window = report_window(s.REPORT_DAY, s.NOW, settings)
+    early, refreshes = READS[request.param]
+    if early:
+        assert refresh_rollups(engine, policy, window, s.NOW).action == "rebuilt"
     with engine.begin() as conn:
         seeded = s.seed(conn)
+    for days, action in refreshes:
+        other = report_window(s.REPORT_DAY + timedelta(days=days), s.NOW, settings)
+        assert refresh_rollups(engine, policy, other, s.NOW).action == action
     with engine.connect() as conn:
+        plan = allowance_plan(policy, window.day_edges)
+        uses_rollups = rollup.check(conn, window, policy, plan) is not None
+        assert uses_rollups == (request.param != "live")
         report = build_daily_report(
             conn, day=s.REPORT_DAY, now=s.NOW, settings=settings, policy=policy
         )

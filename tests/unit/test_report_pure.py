@@ -19,6 +19,7 @@ from tracker.report.allowance import allowance_plan
 from tracker.report.charts import horizontal_bars, nice_max, stacked_columns
 from tracker.report.evidence import summarize_evidence
 from tracker.report.model import daily_window
+from tracker.report.rollup import day_signatures, fixed_offset, plan_for_days, slot_of
 from tracker.settings import load_settings
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -153,3 +154,31 @@ def test_report_settings_name_the_bad_key() -> None:
     settings = load_settings(ok, {"PW": "secret"})
     assert settings.report.smtp is not None and settings.report.smtp.starttls
     assert settings.report.smtp.port == 587 and settings.report.smtp.password == "secret"
+
+
+def test_a_days_signature_does_not_depend_on_the_span_it_was_computed_with() -> None:
+    """The rollups' per-day digest equals the one a report computes for its own period."""
+    window = daily_window(date(2026, 10, 10), datetime(2026, 10, 10, 9, tzinfo=TZ), TZ)
+    days = [d.toordinal() for d in window.days]
+    from_report = day_signatures(allowance_plan(POLICY, window.day_edges), days)
+    scattered = [days[3], days[17], days[29], date(2027, 2, 1).toordinal()]
+    plan, _ = plan_for_days(POLICY, scattered)
+    from_rollup = day_signatures(plan, scattered)
+    assert all(from_rollup[d] == from_report[d] for d in scattered[:3])
+    other = Policy.from_mapping({"same_province_days": 3}, timezone=TZ)
+    assert (
+        day_signatures(allowance_plan(other, window.day_edges), days)[days[3]]
+        != (from_report[days[3]])
+    )
+
+
+def test_deadline_slots_start_at_the_anchor_and_offsets_must_be_fixed() -> None:
+    """A slot is a local day starting at the anchor time; DST zones have no fixed offset."""
+    eight = datetime(2026, 10, 20, 8, tzinfo=TZ)
+    slot = slot_of(eight, 8 * 3600, 8 * 3600)
+    assert slot_of(eight - timedelta(microseconds=1), 8 * 3600, 8 * 3600) == slot - 1
+    assert slot_of(eight + timedelta(hours=23, minutes=59), 8 * 3600, 8 * 3600) == slot
+    assert slot_of(eight, 8 * 3600, 0) == slot_of(datetime(2026, 10, 20, tzinfo=TZ), 28800, 0)
+    year = [datetime(2026, 1, 1, tzinfo=TZ) + timedelta(days=d) for d in range(0, 365, 7)]
+    assert fixed_offset(TZ, year) == 8 * 3600
+    assert fixed_offset(ZoneInfo("Europe/Berlin"), year) is None

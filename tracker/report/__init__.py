@@ -1,7 +1,8 @@
 """The daily exception report: aggregate queries in; HTML, CSV and JSON out; stored and sent.
 
 Layout: :mod:`~tracker.report.queries` and :mod:`~tracker.report.scorecard` (aggregate
-SQL only), :mod:`~tracker.report.build` (assembles :mod:`~tracker.report.model`),
+SQL only, over the rollups :mod:`~tracker.report.rollup` keeps exact and fresh),
+:mod:`~tracker.report.build` (assembles :mod:`~tracker.report.model`),
 ``render_*`` (forms), :mod:`~tracker.report.store` (stored reports),
 :mod:`~tracker.report.delivery` (e-mail, webhook), :mod:`~tracker.report.job` (the daily
 run the daemon schedules) and :mod:`~tracker.report.bench` (the benchmark hook).

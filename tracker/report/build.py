@@ -8,6 +8,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -17,7 +18,8 @@ from tracker.domain.model import ExceptionKind
 from tracker.domain.playbook import KIND_LABELS
 from tracker.domain.policy import Policy
 from tracker.report import queries as q
-from tracker.report.allowance import allowance_plan
+from tracker.report import rollup
+from tracker.report.allowance import AllowancePlan, allowance_plan
 from tracker.report.disruptions import disruptions_near
 from tracker.report.evidence import summarize_evidence
 from tracker.report.model import (
@@ -34,7 +36,13 @@ from tracker.report.model import (
     Trends,
     daily_window,
 )
-from tracker.report.scorecard import CohortCounts, GroupCounts, cohort_counts
+from tracker.report.scorecard import (
+    CohortCounts,
+    GroupCounts,
+    RollupMismatch,
+    RollupView,
+    cohort_counts,
+)
 from tracker.settings import Settings
 
 __all__ = [
@@ -45,6 +53,7 @@ __all__ = [
     "report_window",
 ]
 
+_log = structlog.get_logger("tracker.report")
 #: PostgreSQL sort memory for the report's transaction (see _tune_session)
 REPORT_WORK_MEM = "64MB"
 #: a source with no successful poll for this long is flagged in the freshness table
@@ -133,14 +142,16 @@ def build_daily_report(
         period_end=_iso(window.period_end, tz) or "",
         shop=settings.shop.name,
     )
+    hourly = rollup.hours_usable(conn, window)
     open_rows = _timed(timings, "open", lambda: q.open_ticket_counts(conn, end))
-    headline = _timed(timings, "headline", lambda: _headline(conn, window, open_rows))
+    headline = _timed(timings, "headline", lambda: _headline(conn, window, open_rows, hourly))
     actions = _timed(
         timings, "actions", lambda: _actions(conn, end, tz, settings.report.max_actions)
     )
-    trends = _timed(timings, "trends", lambda: _trends(conn, window, open_rows))
+    trends = _timed(timings, "trends", lambda: _trends(conn, window, open_rows, hourly))
     plan = _timed(timings, "allowance", lambda: allowance_plan(policy, window.day_edges))
-    cohort = _timed(timings, "scorecard", lambda: cohort_counts(conn, window, plan))
+    view = _timed(timings, "rollup_check", lambda: rollup.check(conn, window, policy, plan))
+    cohort = _timed(timings, "scorecard", lambda: _cohort(conn, window, policy, plan, view))
     couriers, lanes = _scorecard(cohort)
     regions = _regions(cohort)
     freshness = _timed(timings, "freshness", lambda: _freshness(conn, settings, now, tz))
@@ -159,7 +170,32 @@ def build_daily_report(
     )
 
 
-def _headline(conn: Connection, window: ReportWindow, open_rows: list[OpenRow]) -> Headline:
+def _cohort(
+    conn: Connection,
+    window: ReportWindow,
+    policy: Policy,
+    plan: AllowancePlan,
+    view: RollupView | None,
+) -> CohortCounts:
+    """The scorecard counts from the rollups when they hold, else from every parcel.
+
+    A refresh that commits while the report is built moves the rollups on: look again
+    once. Counts that come out impossible would be a bug; they are logged and never shown.
+    """
+    for attempt in range(2):
+        if view is None:
+            break
+        try:
+            return cohort_counts(conn, window, plan, view)
+        except RollupMismatch as exc:
+            _log.warning("report_rollup_mismatch", error=str(exc), attempt=attempt)
+            view = rollup.check(conn, window, policy, plan)
+    return cohort_counts(conn, window, plan)
+
+
+def _headline(
+    conn: Connection, window: ReportWindow, open_rows: list[OpenRow], hourly: bool
+) -> Headline:
     tz, end = window.tz, window.end
     headline = Headline()
     for kind, severity, _bucket, count in open_rows:
@@ -180,7 +216,7 @@ def _headline(conn: Connection, window: ReportWindow, open_rows: list[OpenRow]) 
                 open_hours=_hours(end - r.opened_at),
             )
         )
-    activity = q.activity_counts(conn, window)
+    activity = q.activity_counts(conn, window, hourly=hourly)
     headline.opened = activity.opened
     headline.resolved = activity.resolved
     headline.auto_resolved = activity.auto_resolved
@@ -235,14 +271,16 @@ def _actions(conn: Connection, end: datetime, tz: ZoneInfo, limit: int) -> list[
     return items
 
 
-def _trends(conn: Connection, window: ReportWindow, open_rows: list[OpenRow]) -> Trends:
+def _trends(
+    conn: Connection, window: ReportWindow, open_rows: list[OpenRow], hourly: bool
+) -> Trends:
     n = len(window.day_edges) - 1
     trends = Trends(days=[d.isoformat() for d in window.days], resolved=[0] * n)
     by_kind: dict[str, list[int]] = {}
-    for day, kind, count in q.period_ticket_counts(conn, window):
+    for day, kind, count in q.period_ticket_counts(conn, window, hourly=hourly):
         by_kind.setdefault(kind, [0] * n)[day] += count
     trends.opened_by_kind = dict(sorted(by_kind.items(), key=_kind_order))
-    for day, count in q.resolved_per_day(conn, window):
+    for day, count in q.resolved_per_day(conn, window, hourly=hourly):
         trends.resolved[day] += count
     buckets = [AgeBucket(label, low, high) for label, low, high in q.AGE_BUCKETS]
     for kind, _severity, index, count in open_rows:

@@ -10,15 +10,23 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from tracker import eventloop
-from tracker.report.build import build_daily_report
+from tracker.report.build import build_daily_report, report_window
 from tracker.report.delivery import DeliveryOutcome, email_report, post_summary, summary_payload
 from tracker.report.render import RenderedReport, render_all
+from tracker.report.rollup import refresh_rollups
 from tracker.report.store import Claim, claim_delivery, purge_reports, record_delivery
 
 if TYPE_CHECKING:
     from tracker.bootstrap import App
 
-__all__ = ["ReportRun", "build_rendered", "deliver", "run_daily_report", "run_daily_report_sync"]
+__all__ = [
+    "ReportRun",
+    "build_rendered",
+    "deliver",
+    "refresh",
+    "run_daily_report",
+    "run_daily_report_sync",
+]
 
 _log = structlog.get_logger("tracker.report")
 
@@ -41,8 +49,31 @@ class ReportRun:
         return self.status in ("delivered", "stored") or self.skipped is not None
 
 
+def refresh(app: App, day: date, now: datetime) -> None:
+    """Bring the report's rollups up to date for the report of ``day`` (never raises).
+
+    A failure only costs speed: the report then reads what the rollups would have given
+    from the base tables.
+    """
+    window = report_window(day, now, app.settings)
+    try:
+        result = refresh_rollups(app.engine, app.policy, window, now)
+    except Exception:
+        _log.exception("report_rollups_refresh_failed")
+        return
+    _log.info(
+        "report_rollups_refreshed",
+        action=result.action,
+        parcels=result.parcels,
+        hours=result.hours,
+        seconds=round(result.seconds, 3),
+        reason=result.reason or None,
+    )
+
+
 def build_rendered(app: App, day: date, now: datetime) -> RenderedReport:
-    """Build the report of ``day`` as of ``now`` and render every form."""
+    """Refresh the rollups, build the report of ``day`` as of ``now``, render every form."""
+    refresh(app, day, now)
     with app.uow() as uow:
         report = build_daily_report(
             uow.conn, day=day, now=now, settings=app.settings, policy=app.policy

@@ -8,7 +8,7 @@ scorecard, regions) are the 30 whole local days before D.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -272,7 +272,7 @@ class DailyReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (see tracker/report/render_json.py for the contract)."""
-        data = asdict(self)
+        data: dict[str, Any] = _plain(self)
         data["headline"]["alerts_undelivered"] = self.headline.alerts_undelivered
         return data
 
@@ -288,3 +288,25 @@ class DailyReport:
             "notices_failed": h.notices_failed,
             "alerts_undelivered": h.alerts_undelivered,
         }
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    """What ``dataclasses.asdict`` gives for the report, without its per-value deep copies.
+
+    The report holds only dataclasses, lists, dicts and scalars, built for one rendering,
+    so nothing needs copying; this is several times faster on a 500-row action list.
+    """
+    kind = type(value)
+    names = _FIELD_NAMES.get(kind)
+    if names is None and is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES.setdefault(kind, tuple(f.name for f in fields(value)))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if kind is list or kind is tuple:
+        return kind(_plain(item) for item in value)
+    if kind is dict:
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return value

@@ -10,7 +10,11 @@ Rules every query here keeps, so the report stays fast with millions of rows:
   ``(at, action, ticket_id)``; notices by ``(status, sent_at)`` / ``(status,
   scheduled_for)``; sources by ``(source, last_polled_at)``;
 * the open tickets are read once (:func:`open_ticket_counts`) for the headline matrix
-  and the age chart, without touching ``orders``.
+  and the age chart, without touching ``orders``; those resolved after the window's end
+  come from ``ix_tickets_resolved_open_before`` alone (migration 0004);
+* tickets opened and resolved per day (and in the window) come from the hourly rollup
+  ``report_ticket_hours`` when it is built (``hourly``), hours it has not folded yet from
+  ``tickets`` (see :mod:`tracker.report.rollup`).
 
 "Open" means open at the end of the window: opened before it and not resolved by then,
 so a report for a past day counts what was open that morning.
@@ -21,17 +25,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import Integer, and_, case, func, literal, select, union_all
 from sqlalchemy.engine import Connection, Row
 
 from tracker.report.model import URGENT_KINDS, ReportWindow
-from tracker.report.sqlfuncs import day_of, epoch_seconds
+from tracker.report.rollup import dirty_hours
+from tracker.report.sqlfuncs import const, day_of, epoch_seconds, from_epoch
 from tracker.store.tables import (
     alerts,
     notices,
     orders,
+    report_ticket_hours,
     shipments,
     ticket_log,
     tickets,
@@ -62,6 +69,10 @@ AGE_BUCKETS: tuple[tuple[str, float, float | None], ...] = (
 )
 
 
+# in the SQL text, as the partial indexes over open and resolved tickets state it
+_RESOLVED = const("resolved")
+
+
 def _open_arms(end: datetime, *columns: Any) -> Any:
     """Tickets open at ``end`` as a UNION ALL of two disjoint, index-friendly arms.
 
@@ -69,9 +80,9 @@ def _open_arms(end: datetime, *columns: Any) -> Any:
     after ``end`` (``ix_tickets_resolved_at``; usually a handful). An ``OR`` of the two
     would force a bitmap scan over both and defeat the ordered partial index.
     """
-    still_open = select(*columns).where(tickets.c.status != "resolved", tickets.c.opened_at < end)
+    still_open = select(*columns).where(tickets.c.status != _RESOLVED, tickets.c.opened_at < end)
     resolved_later = select(*columns).where(
-        tickets.c.status == "resolved", tickets.c.resolved_at >= end, tickets.c.opened_at < end
+        tickets.c.status == _RESOLVED, tickets.c.resolved_at >= end, tickets.c.opened_at < end
     )
     return still_open.union_all(resolved_later).subquery("open_tickets")
 
@@ -84,10 +95,10 @@ def _oldest_open(end: datetime, limit: int, kinds: Any = None, tier: int = 0) ->
     ``end`` (a handful for this morning's report) are all taken and sorted by the caller.
     """
     still_open = select(tickets.c.id, literal(tier).label("tier"), tickets.c.opened_at).where(
-        tickets.c.status != "resolved", tickets.c.opened_at < end
+        tickets.c.status != _RESOLVED, tickets.c.opened_at < end
     )
     resolved_later = select(tickets.c.id, literal(tier).label("tier"), tickets.c.opened_at).where(
-        tickets.c.status == "resolved", tickets.c.resolved_at >= end, tickets.c.opened_at < end
+        tickets.c.status == _RESOLVED, tickets.c.resolved_at >= end, tickets.c.opened_at < end
     )
     if kinds is not None:
         still_open = still_open.where(kinds)
@@ -158,6 +169,9 @@ class ActivityCounts:
     alerts_retrying: int
 
 
+_LOGGED_ACTIONS = ("auto_resolved", "resolved", "escalated", "acknowledged")
+
+
 def _count(table: Any, *where: Any, what: Any = None) -> Any:
     return (
         select(what if what is not None else func.count())
@@ -167,19 +181,71 @@ def _count(table: Any, *where: Any, what: Any = None) -> Any:
     )
 
 
-def activity_counts(conn: Connection, window: ReportWindow) -> ActivityCounts:
+def _whole_hour(moment: datetime) -> bool:
+    return moment.timestamp() % 3600 == 0
+
+
+def _journaled_tickets(journaled: Any, stamp: Any, first: int, last: int, *columns: Any) -> Any:
+    """Tickets whose ``stamp`` falls in a journaled hour within ``[first, last)``.
+
+    The hours are bounded, not the tickets: a range on ``stamp`` too would let SQLite walk
+    the whole period's index range instead of one hour's per journaled hour.
+    """
+    return (
+        select(*columns)
+        .select_from(
+            tickets.join(
+                journaled,
+                and_(
+                    stamp >= from_epoch(journaled.c.hour * 3600),
+                    stamp < from_epoch((journaled.c.hour + 1) * 3600),
+                ),
+            )
+        )
+        .where(journaled.c.hour >= first, journaled.c.hour < last)
+    )
+
+
+def _hour_total(start: datetime, end: datetime, stamp: Any, measure: str) -> Any:
+    """Tickets whose ``stamp`` is in ``[start, end)`` (whole hours), from the hourly rollup.
+
+    Hours still journaled are counted from ``tickets`` instead.
+    """
+    journaled = dirty_hours()
+    first, last = int(start.timestamp()) // 3600, int(end.timestamp()) // 3600
+    rolled = select(report_ticket_hours.c[measure].label("n")).where(
+        report_ticket_hours.c.hour >= first,
+        report_ticket_hours.c.hour < last,
+        report_ticket_hours.c.hour.not_in(select(journaled.c.hour)),
+    )
+    fresh = _journaled_tickets(journaled, stamp, first, last, literal(1).label("n"))
+    rows = union_all(rolled, fresh).subquery("in_hours")
+    return select(func.coalesce(func.sum(rows.c.n), 0)).scalar_subquery()
+
+
+def activity_counts(
+    conn: Connection, window: ReportWindow, *, hourly: bool = False
+) -> ActivityCounts:
     """Tickets opened/resolved/escalated/acknowledged, notices and alerts, in the window.
 
     A failed notice or dead alert counts in the window its last attempt was due in
     (``scheduled_for`` / ``next_attempt_at``); waiting notices and retrying alerts are
-    counted as they stand now. Ticket log actions count distinct tickets.
+    counted as they stand now. Ticket log actions count distinct tickets. ``hourly``:
+    tickets opened and resolved come from the hourly rollup when the window starts and
+    ends on whole hours.
     """
     start, end = window.start, window.end
-    sent = (notices.c.status == "sent", notices.c.sent_at >= start, notices.c.sent_at < end)
+    sent = (notices.c.status == const("sent"), notices.c.sent_at >= start, notices.c.sent_at < end)
+    if hourly and _whole_hour(start) and _whole_hour(end):
+        opened = _hour_total(start, end, tickets.c.opened_at, "opened")
+        resolved = _hour_total(start, end, tickets.c.resolved_at, "resolved")
+    else:
+        opened = _count(tickets, tickets.c.opened_at >= start, tickets.c.opened_at < end)
+        resolved = _count(tickets, tickets.c.resolved_at >= start, tickets.c.resolved_at < end)
     row = conn.execute(
         select(
-            _count(tickets, tickets.c.opened_at >= start, tickets.c.opened_at < end),
-            _count(tickets, tickets.c.resolved_at >= start, tickets.c.resolved_at < end),
+            opened,
+            resolved,
             _count(notices, *sent),
             _count(notices, *sent, what=func.count(func.distinct(notices.c.buyer_id))),
             _count(
@@ -195,13 +261,18 @@ def activity_counts(conn: Connection, window: ReportWindow) -> ActivityCounts:
                 alerts.c.next_attempt_at >= start,
                 alerts.c.next_attempt_at < end,
             ),
-            _count(alerts, alerts.c.status == "queued", alerts.c.attempts > 0),
+            _count(alerts, alerts.c.status == const("queued"), alerts.c.attempts > 0),
         )
     ).one()
     logged: dict[str, int] = dict(
         conn.execute(
             select(ticket_log.c.action, func.count(func.distinct(ticket_log.c.ticket_id)))
-            .where(ticket_log.c.at >= start, ticket_log.c.at < end)
+            .where(
+                ticket_log.c.at >= start,
+                ticket_log.c.at < end,
+                # "opened" is most of the log and counted from tickets above
+                ticket_log.c.action.in_(_LOGGED_ACTIONS),
+            )
             .group_by(ticket_log.c.action)
         ).all()
     )
@@ -276,8 +347,57 @@ def action_rows(conn: Connection, end: datetime, limit: int) -> Sequence[Row[*tu
     ).all()
 
 
-def period_ticket_counts(conn: Connection, window: ReportWindow) -> list[tuple[int, str, int]]:
-    """(day index, kind, count) of tickets opened in the period."""
+def _hour_day(hour: Any, window: ReportWindow) -> Any:
+    """The period day index of an epoch hour (the period's days start on whole hours)."""
+    edges = [int(edge.timestamp()) // 3600 for edge in window.day_edges]
+    if {b - a for a, b in pairwise(edges)} == {24}:
+        return (hour - edges[0]).self_group().op("/", return_type=Integer)(24)
+    whens = [(hour < edge, literal(i)) for i, edge in enumerate(edges[1:-1])]
+    return case(*whens, else_=literal(len(edges) - 2)) if whens else literal(0)
+
+
+def _hourly(window: ReportWindow, stamp: Any, measure: str) -> Any:
+    """Per (period day, kind): the hourly rollup, hours still journaled read from ``tickets``."""
+    first = int(window.period_start.timestamp()) // 3600
+    last = int(window.period_end.timestamp()) // 3600
+    journaled = dirty_hours()
+    rolled = select(
+        _hour_day(report_ticket_hours.c.hour, window).label("day"),
+        report_ticket_hours.c.kind,
+        report_ticket_hours.c[measure].label("n"),
+    ).where(
+        report_ticket_hours.c.hour >= first,
+        report_ticket_hours.c.hour < last,
+        report_ticket_hours.c.hour.not_in(select(journaled.c.hour)),
+    )
+    fresh = _journaled_tickets(
+        journaled,
+        stamp,
+        first,
+        last,
+        _hour_day(journaled.c.hour, window).label("day"),
+        tickets.c.kind,
+        literal(1),
+    )
+    rows = union_all(rolled, fresh).subquery("hourly")
+    return rows
+
+
+def period_ticket_counts(
+    conn: Connection, window: ReportWindow, *, hourly: bool = False
+) -> list[tuple[int, str, int]]:
+    """(day index, kind, count) of tickets opened in the period.
+
+    ``hourly``: from the per-hour rollup (see :func:`tracker.report.rollup.hours_usable`).
+    """
+    if hourly:
+        rows = _hourly(window, tickets.c.opened_at, "opened")
+        found = conn.execute(
+            select(rows.c.day, rows.c.kind, func.sum(rows.c.n))
+            .group_by(rows.c.day, rows.c.kind)
+            .having(func.sum(rows.c.n) > 0)
+        )
+        return [(int(r[0]), r[1], int(r[2])) for r in found]
     day = day_of(tickets.c.opened_at, epoch_seconds(tickets.c.opened_at), window.day_edges).label(
         "day"
     )
@@ -292,8 +412,18 @@ def period_ticket_counts(conn: Connection, window: ReportWindow) -> list[tuple[i
     return [(int(r[0]), r[1], int(r[2])) for r in rows]
 
 
-def resolved_per_day(conn: Connection, window: ReportWindow) -> list[tuple[int, int]]:
-    """(day index, count) of tickets resolved in the period."""
+def resolved_per_day(
+    conn: Connection, window: ReportWindow, *, hourly: bool = False
+) -> list[tuple[int, int]]:
+    """(day index, count) of tickets resolved in the period (``hourly``: from the rollup)."""
+    if hourly:
+        rows = _hourly(window, tickets.c.resolved_at, "resolved")
+        found = conn.execute(
+            select(rows.c.day, func.sum(rows.c.n))
+            .group_by(rows.c.day)
+            .having(func.sum(rows.c.n) > 0)
+        )
+        return [(int(r[0]), int(r[1])) for r in found]
     day = day_of(
         tickets.c.resolved_at, epoch_seconds(tickets.c.resolved_at), window.day_edges
     ).label("day")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict
 from typing import Any
 
 from tracker.report.model import DailyReport
@@ -51,6 +50,5 @@ def render_csv(report: DailyReport, *, bom: bool = True) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for action in report.actions:
-        row = asdict(action)
-        writer.writerow([_safe(row[column]) for column in CSV_COLUMNS])
+        writer.writerow([_safe(getattr(action, column)) for column in CSV_COLUMNS])
     return buffer.getvalue()

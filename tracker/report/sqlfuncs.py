@@ -13,7 +13,16 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-__all__ = ["bucket_of", "day_of", "epoch_seconds", "floor_int", "nearest_rank"]
+__all__ = [
+    "bucket_of",
+    "const",
+    "day_of",
+    "epoch_int",
+    "epoch_seconds",
+    "floor_int",
+    "from_epoch",
+    "nearest_rank",
+]
 
 
 class epoch_seconds(FunctionElement[float]):
@@ -86,3 +95,55 @@ def day_of(
     if lengths != {86400.0}:
         return bucket_of(column, edges)
     return floor_int((epoch - edges[0].timestamp()) / 86400.0)
+
+
+class epoch_int(FunctionElement[int]):
+    """Whole seconds since 1970-01-01 UTC of a stored timestamp, rounded down, exactly.
+
+    Day and hour arithmetic uses this rather than :class:`epoch_seconds`: SQLite's
+    ``julianday`` is a float that can land a few microseconds before a midnight.
+    """
+
+    type = BigInteger()
+    name = "epoch_int"
+    inherit_cache = True
+
+
+@compiles(epoch_int, "postgresql")
+def _epoch_int_pg(element: epoch_int, compiler: SQLCompiler, **kw: Any) -> str:
+    # EXTRACT gives an exact numeric (date_part's double rounds microseconds)
+    return f"CAST(floor(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
+
+
+@compiles(epoch_int, "sqlite")
+def _epoch_int_sqlite(element: epoch_int, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+class from_epoch(FunctionElement[Any]):
+    """The stored-timestamp form of whole epoch seconds, comparable with timestamp columns."""
+
+    name = "from_epoch"
+    inherit_cache = True
+
+
+@compiles(from_epoch, "postgresql")
+def _from_epoch_pg(element: from_epoch, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"to_timestamp({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(from_epoch, "sqlite")
+def _from_epoch_sqlite(element: from_epoch, compiler: SQLCompiler, **kw: Any) -> str:
+    # naive UTC text, as UTCDateTime stores it; a shorter string sorts before the same
+    # instant with microseconds, so range comparisons stay exact
+    return f"datetime({compiler.process(element.clauses, **kw)}, 'unixepoch')"
+
+
+def const(value: Any) -> Any:
+    """``value`` written into the SQL text, not bound as a parameter (still cache-friendly).
+
+    For conditions that repeat a partial index's predicate: SQLite uses a partial index
+    only when the query states its condition with the same constant, which a ``?``
+    parameter does not.
+    """
+    return literal(value, literal_execute=True)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -29,6 +30,14 @@ __all__ = [
     "notices",
     "order_items",
     "orders",
+    "report_dirty_hours",
+    "report_dirty_parcels",
+    "report_parcels",
+    "report_rollup",
+    "report_rollup_days",
+    "report_rollup_state",
+    "report_ticket_hours",
+    "report_transit",
     "reports",
     "runtime_state",
     "shipments",
@@ -329,4 +338,147 @@ Index(
     shipments.c.source,
     sqlite_where=text("error_kind IS NOT NULL"),
     postgresql_where=text("error_kind IS NOT NULL"),
+)
+
+# The daily report's rollups (migration 0004; see tracker/report/rollup.py). Triggers on
+# shipments, orders and tickets append the parcels and hours they touch to the two
+# ``report_dirty_*`` journals; the report job folds those into the rollups, and a report
+# reads rollups plus whatever is still in the journals, so it is exact either way.
+REPORT_KIND_SLOTS = 12
+report_rollup_state = Table(
+    "report_rollup_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", Integer, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("utc_offset_s", Integer, nullable=False),
+    Column("kinds", String(400), nullable=False),
+    # False while a rebuild runs: reports read the base tables until it is True
+    Column("ready", Boolean, nullable=False),
+    # the instant the rollups' counts hold at (a report window's end), and the time of
+    # day (seconds after local midnight) that deadline slots start at
+    Column("reference_at", UTCDateTime(), nullable=False),
+    Column("anchor_s", Integer, nullable=False),
+    Column("built_at", UTCDateTime(), nullable=False),
+    Column("refreshed_at", UTCDateTime(), nullable=False),
+)
+# The allowance table each start day's deadlines were computed with (its digest).
+report_rollup_days = Table(
+    "report_rollup_days",
+    metadata,
+    Column("day", Integer, primary_key=True, autoincrement=False),
+    Column("signature", String(40), nullable=False),
+)
+# One row per parcel with a transit start: what it adds to the scorecard at reference_at.
+report_parcels = Table(
+    "report_parcels",
+    metadata,
+    Column("shipment_id", Id, primary_key=True, autoincrement=False),
+    Column("day", Integer, nullable=False),
+    Column("courier", String(20), nullable=False),
+    Column("lane", SmallInteger, nullable=False),
+    Column("dest_province", String(40), nullable=False),
+    Column("back", Boolean, nullable=False),
+    Column("delivered_s", Float),
+    Column("deadline_s", Float),
+    Column("due_slot", Integer, nullable=False),
+    Column("hours", Integer),
+    Column("kinds", Integer, nullable=False),
+    Column("ticketed", Boolean, nullable=False),
+    Column("open_tickets", Integer, nullable=False),
+    Index(
+        "ix_report_parcels_due_slot",
+        "due_slot",
+        "deadline_s",
+        sqlite_where=text("due_slot > 0"),
+        postgresql_where=text("due_slot > 0"),
+    ),
+    Index(
+        "ix_report_parcels_delivered_s",
+        "delivered_s",
+        sqlite_where=text("delivered_s IS NOT NULL"),
+        postgresql_where=text("delivered_s IS NOT NULL"),
+    ),
+)
+# report_parcels summed per start day, group and (pending parcels only) deadline slot.
+report_rollup = Table(
+    "report_rollup",
+    metadata,
+    Column("day", Integer, primary_key=True, autoincrement=False),
+    Column("courier", String(20), primary_key=True),
+    Column("lane", SmallInteger, primary_key=True, autoincrement=False),
+    Column("dest_province", String(40), primary_key=True),
+    Column("due_slot", Integer, primary_key=True, autoincrement=False),
+    Column("parcels", Integer, nullable=False),
+    Column("delivered", Integer, nullable=False),
+    Column("on_time", Integer, nullable=False),
+    Column("late", Integer, nullable=False),
+    Column("pending", Integer, nullable=False),
+    Column("ticketed", Integer, nullable=False),
+    Column("open_tickets", Integer, nullable=False),
+    *(Column(f"kind_{i}", Integer, nullable=False) for i in range(REPORT_KIND_SLOTS)),
+)
+# Delivered parcels per start day, courier, lane and whole transit hours (percentiles).
+report_transit = Table(
+    "report_transit",
+    metadata,
+    Column("day", Integer, primary_key=True, autoincrement=False),
+    Column("courier", String(20), primary_key=True),
+    Column("lane", SmallInteger, primary_key=True, autoincrement=False),
+    Column("hours", Integer, primary_key=True, autoincrement=False),
+    Column("parcels", Integer, nullable=False),
+)
+# Tickets opened and resolved per UTC hour (epoch hours) and kind (the trend charts).
+report_ticket_hours = Table(
+    "report_ticket_hours",
+    metadata,
+    Column("hour", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(30), primary_key=True),
+    Column("opened", Integer, nullable=False),
+    Column("resolved", Integer, nullable=False),
+)
+report_dirty_parcels = Table(
+    "report_dirty_parcels",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("shipment_id", BigInteger, nullable=False),
+)
+report_dirty_hours = Table(
+    "report_dirty_hours",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+)
+# The action list walks the open tickets of one kind oldest first; tickets resolved after
+# a report's window were open in it, and the report reads them from this index alone;
+# so are the buyers notified in the window, and the alerts being retried (migration 0004).
+# (status is listed too so that SQLite, which checks the predicate on the row, can still
+# answer from the index alone)
+Index(
+    "ix_tickets_open_kind_opened_at",
+    tickets.c.kind,
+    tickets.c.opened_at,
+    tickets.c.id,
+    tickets.c.severity,
+    tickets.c.status,
+    sqlite_where=text(_OPEN),
+    postgresql_where=text(_OPEN),
+)
+Index(
+    "ix_tickets_resolved_open_before",
+    tickets.c.resolved_at,
+    tickets.c.opened_at,
+    tickets.c.kind,
+    tickets.c.severity,
+    tickets.c.id,
+    tickets.c.status,
+    sqlite_where=text("status = 'resolved'"),
+    postgresql_where=text("status = 'resolved'"),
+)
+Index("ix_notices_status_sent_buyer", notices.c.status, notices.c.sent_at, notices.c.buyer_id)
+Index(
+    "ix_alerts_queued_attempts",
+    alerts.c.attempts,
+    sqlite_where=text("status = 'queued'"),
+    postgresql_where=text("status = 'queued'"),
 )
