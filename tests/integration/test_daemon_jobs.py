@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from tests.conftest import at
-from tests.fakes import ScriptedSource
+from tests.fakes import ScriptedSource, make_order
 from tracker import metrics
 from tracker.bootstrap import App
 from tracker.daemon.jobs import Jobs
 from tracker.daemon.state import DaemonState
 from tracker.service.poll import SourceRouter
 from tracker.settings import DatabaseConfig, Settings
-from tracker.store import runtime_repo
+from tracker.store import orders_repo, runtime_repo
+from tracker.store.tables import report_dirty_hours, report_dirty_parcels
 
 
 def _jobs(engine: Engine, worker: str, now: datetime, **settings: object) -> Jobs:
@@ -84,3 +86,25 @@ def test_heartbeat_is_withheld_when_jobs_stall(engine: Engine) -> None:
     assert not jobs.beat().worked
     jobs.close()
     assert metrics.REGISTRY.get_sample_value("tracker_outbox_depth", {"outbox": "alerts"}) == 0
+
+
+def test_housekeeping_folds_the_report_journals_once_rollups_exist(engine: Engine) -> None:
+    """Writes after the rollups were built are journaled; the next housekeeping folds them."""
+    assert _run(_jobs(engine, "w1", at("2026-09-12 08:01")), "report")[0]  # builds rollups
+    paid = at("2026-09-12 09:00")
+    with engine.begin() as conn:
+        orders_repo.upsert_orders(
+            conn, [make_order("HK1", paid, tracking_number="YT7300000001", shipped_at=paid)], paid
+        )
+    assert _journaled(engine) > 0
+    summary = _run(_jobs(engine, "w1", at("2026-09-13 03:31")), "housekeeping")
+    assert summary[0] and _journaled(engine) == 0
+
+
+def _journaled(engine: Engine) -> int:
+    """Rows waiting in the report rollups' two journals."""
+    with engine.connect() as conn:
+        return sum(
+            conn.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in (report_dirty_parcels, report_dirty_hours)
+        )

@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -25,6 +25,8 @@ from tracker import metrics
 from tracker.bootstrap import App
 from tracker.daemon.gauges import refresh_gauges
 from tracker.daemon.state import DaemonState
+from tracker.report.job import refresh as refresh_report_rollups
+from tracker.report.rollup import rollups_built
 from tracker.service.detect import DetectStats
 from tracker.service.dispatch import DispatchStats
 from tracker.service.health import write_heartbeat
@@ -163,7 +165,7 @@ class Jobs:
             lambda: self._once_a_day("housekeeping", cfg.at, self._housekeeping)
         )
 
-    def _housekeeping(self, _day: date, now: datetime) -> str | None:
+    def _housekeeping(self, day: date, now: datetime) -> str | None:
         cfg = self.app.settings.housekeeping
         result = run_housekeeping(
             self.app.engine,
@@ -175,6 +177,13 @@ class Jobs:
         )
         if result.interrupted:
             return None  # not marked done: the next run picks up where this one stopped
+        with self.app.engine.connect() as conn:
+            built = rollups_built(conn)
+        if built:
+            # the report job folds the rollups' journals before each report; with no
+            # report running (disabled, or its timer stopped) they would grow without end.
+            # Yesterday's window has ended, so this folds without moving the rollups ahead.
+            refresh_report_rollups(self.app, day - timedelta(days=1), now)
         return result.summary().removeprefix("housekeeping: ")
 
     def _once_a_day(

@@ -102,7 +102,14 @@ from tracker.store.tables import (
 )
 from tracker.store.uow import UnitOfWork
 
-__all__ = ["ROLLUP_VERSION", "RefreshResult", "check", "day_signatures", "refresh_rollups"]
+__all__ = [
+    "ROLLUP_VERSION",
+    "RefreshResult",
+    "check",
+    "day_signatures",
+    "refresh_rollups",
+    "rollups_built",
+]
 
 #: bump when what the rollups hold changes meaning: the next refresh rebuilds them
 ROLLUP_VERSION = 1
@@ -210,6 +217,11 @@ def check(
     slot = slot_of(window.end, offset, state.anchor_s)
     journaled = conn.execute(select(exists(select(report_dirty_parcels.c.id)))).scalar_one()
     return RollupView(days[0], days[-1] + 1, slot, state.reference_at, bool(journaled))
+
+
+def rollups_built(conn: Connection) -> bool:
+    """True once the rollups were built (from then on the triggers journal writes)."""
+    return _state(conn) is not None
 
 
 def _state(conn: Connection) -> Any:
