@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email
 import json
+import logging
 import os
 import socket
 import ssl
@@ -96,6 +97,8 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path]:
 
 
 def _serve(sink: Sink, tls: trustme.CA | None) -> Controller:
+    # the sink's thread logs after pytest closed the stream a handler was bound to
+    logging.getLogger("mail.log").propagate = False
     kwargs: dict[str, Any] = {"authenticator": _authenticate}
     if tls is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
