@@ -352,10 +352,10 @@ def test_an_order_the_rules_choke_on_is_skipped_and_retried_later(
     assert due["B003"] != due["A003"]
 
 
+# PostgreSQL only: SQLite serialises writers with BEGIN IMMEDIATE instead
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_detection_locks_its_orders_until_commit_on_postgresql(engine: Engine) -> None:
     """A second detection of the same order waits: the loaded orders' rows stay locked."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite serialises writers with BEGIN IMMEDIATE instead")
     now = [START]
     _seed(engine, ClockedSource(now), now)
     with engine.connect() as first, engine.connect() as second:
