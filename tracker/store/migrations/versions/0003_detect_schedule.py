@@ -43,9 +43,7 @@ def upgrade() -> None:
     op.create_index("ix_tickets_order_pk", "tickets", ["order_pk"], unique=False)
     op.add_column(
         "orders",
-        sa.Column(
-            "next_check_at", tracker.store.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("next_check_at", tracker.store.types.UTCDateTime(timezone=True), nullable=True),
     )
     op.execute("UPDATE orders SET next_check_at = paid_at WHERE active")
     # the predicate is spelled as each backend renders ``orders.c.active.is_(True)``'s
