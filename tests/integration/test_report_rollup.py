@@ -333,6 +333,7 @@ def test_the_json_form_is_what_asdict_gives(
     assert report.to_dict() == expected
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_rebuild_waits_for_writers_that_missed_the_journal(pg_engine: Engine) -> None:
     """PostgreSQL: a write made before the rebuild announced itself is in the rollups."""
     settings = _settings(pg_engine)
