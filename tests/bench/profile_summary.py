@@ -75,7 +75,7 @@ def _step(stack: Sequence[Frame]) -> str:
         name, file = frame.name.rsplit(".", 1)[-1], frame.file  # py-spy: "Class.method"
         if file.endswith("tracker/service/poll.py") and name == "run_once":
             in_poll = True
-        elif name in ("run_all_active", "_detect_pass"):
+        elif name in ("run_due", "_detect_pass"):
             in_pass = True
         if name == "claim_due_shipments":
             step = "claim"

@@ -163,7 +163,6 @@ def _instrument(watch: Stopwatch) -> list[str]:
         (poll.Poller, "_track_all", "poll.track", _count_claimed),
         (repo, "claim_due_shipments", "poll.claim", None),
         (ingest, "save_results", "poll.save", None),
-        (detect.Detector, "run_all_active", "detect_pass", None),
         (dispatch.Dispatcher, "run_once", "dispatch", None),
     ]
     try:

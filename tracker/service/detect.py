@@ -161,13 +161,6 @@ class Detector:
         uow.commit()
         return total
 
-    def run_all_active(self, uow: UnitOfWork, now: datetime, batch: int = 500) -> DetectStats:
-        """Detect for every active order, due or not (the pass before schedules; for checks)."""
-        total = DetectStats()
-        for pks in list(orders_repo.iter_active_order_pks(uow.conn, batch)):
-            total.add(self.run(uow, pks, now))
-        return total
-
     def reschedule_on_policy_change(self, uow: UnitOfWork, now: datetime) -> bool:
         """Make every active order due once when the policy differs from the stored schedules'.
 

@@ -19,7 +19,6 @@ from tracker.store.tables import buyers, order_items, orders, shipments, tickets
 __all__ = [
     "BuyerRow",
     "OrderContext",
-    "iter_active_order_pks",
     "iter_due_order_pks",
     "load_order_contexts",
     "make_active_orders_due",
@@ -187,24 +186,6 @@ def _upsert_shipments(conn: Connection, order_pk: int, order: Order, now: dateti
         if record.weight_kg is not None and row.weight_source in (None, "import"):
             values.update(weight_kg=record.weight_kg, weight_source="import")
         conn.execute(update(shipments).where(shipments.c.id == row.id).values(**values))
-
-
-def iter_active_order_pks(conn: Connection, batch: int = 1000) -> Iterator[list[int]]:
-    """Active order primary keys in ascending batches (keyset pagination, constant memory)."""
-    last = 0
-    while True:
-        pks = list(
-            conn.execute(
-                select(orders.c.id)
-                .where(and_(orders.c.active.is_(True), orders.c.id > last))
-                .order_by(orders.c.id)
-                .limit(batch)
-            ).scalars()
-        )
-        if not pks:
-            return
-        yield pks
-        last = pks[-1]
 
 
 def _due_query(after: bool) -> Any:
