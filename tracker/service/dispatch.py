@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from carriers.registry import courier_name
@@ -28,6 +28,7 @@ from tracker.notify.base import AlertSender, BuyerChannel, OutgoingNotice, SendR
 from tracker.notify.quiet import QuietHours
 from tracker.service.dispatch_alerts import ALERT_SCHEDULE_S, deliver_alert_batch
 from tracker.settings import AlertGroupingConfig
+from tracker.store.rowupdate import update_row
 from tracker.store.sql import claim_rows, requeue
 from tracker.store.tables import buyers, notices, orders, tickets
 from tracker.store.uow import UnitOfWork
@@ -36,6 +37,18 @@ __all__ = ["DispatchStats", "Dispatcher", "notice_variables", "retry_delay", "re
 
 _log = structlog.get_logger("tracker.dispatch")
 _SIGN = re.compile(r"^【[^】]*】")
+
+_SENT_SINCE = (
+    select(func.count())
+    .select_from(notices)
+    .where(
+        and_(
+            notices.c.buyer_id == bindparam("p_buyer"),
+            notices.c.status == "sent",
+            notices.c.sent_at >= bindparam("p_since", type_=notices.c.sent_at.type),
+        )
+    )
+)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -250,15 +263,16 @@ class Dispatcher:
             stats.failed += 1
             stats.reasons[why] = stats.reasons.get(why, 0) + 1
             log.error("notice_failed", reason=why)
-        uow.conn.execute(update(notices).where(notices.c.id == row.id).values(**values))
+        update_row(uow.conn, notices, row.id, values)
 
     def _finish(
         self, uow: UnitOfWork, notice_id: int, status: str, reason: str, stats: DispatchStats
     ) -> None:
-        uow.conn.execute(
-            update(notices)
-            .where(notices.c.id == notice_id)
-            .values(status=status, reason=reason, claimed_until=None, claimed_by=None)
+        update_row(
+            uow.conn,
+            notices,
+            notice_id,
+            {"status": status, "reason": reason, "claimed_until": None, "claimed_by": None},
         )
         if status == "suppressed":
             stats.suppressed += 1
@@ -269,12 +283,16 @@ class Dispatcher:
     def _defer(
         self, uow: UnitOfWork, notice_id: int, when: datetime, reason: str, stats: DispatchStats
     ) -> None:
-        uow.conn.execute(
-            update(notices)
-            .where(notices.c.id == notice_id)
-            .values(
-                scheduled_for=when, reason=f"held: {reason}", claimed_until=None, claimed_by=None
-            )
+        update_row(
+            uow.conn,
+            notices,
+            notice_id,
+            {
+                "scheduled_for": when,
+                "reason": f"held: {reason}",
+                "claimed_until": None,
+                "claimed_by": None,
+            },
         )
         stats.deferred += 1
         stats.reasons[reason] = stats.reasons.get(reason, 0) + 1
@@ -283,17 +301,7 @@ class Dispatcher:
         local = now.astimezone(self.tz)
         start = datetime.combine(local.date(), datetime.min.time(), tzinfo=self.tz)
         return int(
-            uow.conn.execute(
-                select(func.count())
-                .select_from(notices)
-                .where(
-                    and_(
-                        notices.c.buyer_id == buyer_id,
-                        notices.c.status == "sent",
-                        notices.c.sent_at >= start,
-                    )
-                )
-            ).scalar_one()
+            uow.conn.execute(_SENT_SINCE, {"p_buyer": buyer_id, "p_since": start}).scalar_one()
         )
 
     def _next_local_morning(self, now: datetime) -> datetime:

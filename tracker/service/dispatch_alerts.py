@@ -16,6 +16,7 @@ from tracker.notify.base import AlertSender, OutgoingAlert, SendResult
 from tracker.notify.grouping import PendingAlert, plan_bursts
 from tracker.settings import AlertGroupingConfig
 from tracker.store import runtime_repo
+from tracker.store.rowupdate import update_row
 from tracker.store.sql import claim_rows, requeue
 from tracker.store.tables import alerts
 from tracker.store.uow import UnitOfWork
@@ -231,4 +232,4 @@ async def _deliver(
         set_endpoint_enabled(uow.conn, row.endpoint, False, now, reason=result.reason)
         disabled[row.endpoint] = result.reason or "410 Gone"
         log.error("alert_endpoint_disabled", reason=result.reason)
-    uow.conn.execute(update(alerts).where(alerts.c.id == row.id).values(**values))
+    update_row(uow.conn, alerts, row.id, values)
