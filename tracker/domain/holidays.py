@@ -40,6 +40,7 @@ __all__ = [
     "is_rest_day",
     "is_statutory_holiday",
     "spring_festival",
+    "working_end",
 ]
 
 _ONE_DAY = timedelta(days=1)
@@ -121,14 +122,35 @@ def add_working_time(
     A clock starting inside a rest day starts at the following working day's midnight.
     The result is in ``tz``; arithmetic is done in UTC so DST zones stay exact.
     """
+    end, paused = working_end(start, start.astimezone(tz), amount, tz, holidays, weekends)
+    return WorkingTime(end, paused)
+
+
+_NO_PAUSE: tuple[date, ...] = ()
+_ZERO = timedelta(0)
+
+
+def working_end(
+    start: datetime,
+    local_start: datetime,
+    amount: timedelta,
+    tz: tzinfo,
+    holidays: bool,
+    weekends: bool,
+) -> tuple[datetime, tuple[date, ...]]:
+    """:func:`add_working_time` as (end, paused days), given ``start`` already in ``tz``.
+
+    For callers that need the local start themselves (allowances): one conversion, and no
+    result object built only to be unpacked, on a path taken several times per parcel.
+    """
     cursor = start.astimezone(UTC)
     plain_end = (cursor + amount).astimezone(tz)
-    if amount <= timedelta(0) or not (holidays or weekends):
-        return WorkingTime(plain_end)
+    if amount <= _ZERO or not (holidays or weekends):
+        return plain_end, _NO_PAUSE
     # the common case: no rest day between start and the plain end, nothing to walk
-    next_rest = _next_rest_day(cursor.astimezone(tz).date(), holidays, weekends)
+    next_rest = _next_rest_day(local_start.date(), holidays, weekends)
     if next_rest is None or next_rest > plain_end.date():
-        return WorkingTime(plain_end)
+        return plain_end, _NO_PAUSE
     remaining = amount
     paused: list[date] = []
     for _ in range(_MAX_DAYS_WALKED):
@@ -139,7 +161,7 @@ def add_working_time(
         else:
             left_today = next_midnight - cursor
             if remaining <= left_today:
-                return WorkingTime((cursor + remaining).astimezone(tz), tuple(paused))
+                return (cursor + remaining).astimezone(tz), tuple(paused)
             remaining -= left_today
         cursor = next_midnight
     raise ValueError("the calendar has no working day in ten years")

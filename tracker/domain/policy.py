@@ -36,8 +36,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from carriers.geo import canonical_city, canonical_province, is_remote, same_city, same_province
-from tracker.domain.holidays import DEFAULT_PROMOTIONS, Promotion, add_working_time
-from tracker.domain.model import Address
+from tracker.domain.holidays import DEFAULT_PROMOTIONS, Promotion, working_end
+from tracker.domain.model import Address, frozen_builder
 
 __all__ = [
     "SHOP_TIMEZONE",
@@ -87,17 +87,16 @@ class Thresholds:
 
     def transit_days(self, lane: Lane) -> float:
         """The base transit allowance for ``lane``, in days."""
-        return {
-            Lane.SAME_CITY: self.same_city_days,
-            Lane.SAME_PROVINCE: self.same_province_days,
-            Lane.OTHER_PROVINCE: self.other_province_days,
-            Lane.REMOTE: self.remote_days,
-        }[lane]
+        value: float = getattr(self, _LANE_DAYS[lane])
+        return value
 
     def weight_tolerance(self, ordered_kg: float) -> float:
         """How far below ``ordered_kg`` a courier weight may be: max(kg floor, ratio)."""
         return max(self.weight_tolerance_kg, self.weight_tolerance_ratio * ordered_kg)
 
+
+# the Thresholds field holding each lane's days (read per parcel: no dict built per call)
+_LANE_DAYS: dict[Lane, str] = {lane: f"{lane.value}_days" for lane in Lane}
 
 #: Names of the :class:`Thresholds` fields, i.e. the keys an override may set.
 THRESHOLD_KEYS: frozenset[str] = frozenset(f.name for f in fields(Thresholds))
@@ -155,6 +154,11 @@ class Policy:
     coverage: Mapping[str, frozenset[str]] = field(default_factory=dict)
     promotions: tuple[Promotion, ...] = DEFAULT_PROMOTIONS
     _resolved: dict[tuple[str | None, str | None, str | None], Thresholds] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    # (first day, last day, extra) -> largest overlapping promotion: hashing the promotions
+    # tuple on every parcel (a module-level cache key) cost more than the lookup saved
+    _promoted: dict[tuple[date, date, Callable[[Promotion], timedelta]], Promotion | None] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -235,6 +239,10 @@ class Allowance:
         }
 
 
+# built several times per parcel (every clock): the positional builder skips the frozen guard
+_allowance = frozen_builder(Allowance)
+
+
 def _hours(span: timedelta) -> float:
     """A duration in hours, rounded for display."""
     return round(span.total_seconds() / 3600, 2)
@@ -244,16 +252,12 @@ def paused_deadline(
     start: datetime, amount: timedelta, policy: Policy, thresholds: Thresholds
 ) -> Allowance:
     """``start`` plus ``amount`` on the working clock (rest days pause, no promotion extra)."""
-    clock = add_working_time(
-        start,
-        amount,
-        policy.timezone,
-        holidays=thresholds.pause_on_holidays,
-        weekends=thresholds.pause_on_weekends,
+    tz = policy.timezone
+    local = start.astimezone(tz)
+    end, paused = working_end(
+        start, local, amount, tz, thresholds.pause_on_holidays, thresholds.pause_on_weekends
     )
-    return Allowance(
-        start.astimezone(policy.timezone), clock.end, amount, paused_days=clock.paused_days
-    )
+    return _allowance(local, end, amount, _NO_EXTRA, None, paused)
 
 
 def _stretched(
@@ -267,12 +271,23 @@ def _stretched(
     first = paused_deadline(start, base, policy, thresholds)
     first_day = first.start.date()
     last_day = first.deadline.date()
-    best = _largest_promotion(policy.promotions, first_day, last_day, extra_of)
+    key = (first_day, last_day, extra_of)
+    memo = policy._promoted
+    if key in memo:
+        best = memo[key]
+    else:
+        if len(memo) >= _PROMOTED_MAX:
+            memo.clear()  # bounded like the lru_cache it replaces; days only move forward
+        best = memo[key] = _largest_promotion(policy.promotions, first_day, last_day, extra_of)
     if best is None:
         return first
     extra = extra_of(best)
     second = paused_deadline(start, base + extra, policy, thresholds)
     return replace(second, base=base, extra=extra, promotion=best.name)
+
+
+_PROMOTED_MAX = 8192
+_NO_EXTRA = timedelta(0)
 
 
 def _dispatch_extra(promotion: Promotion) -> timedelta:
@@ -285,14 +300,13 @@ def _transit_extra(promotion: Promotion) -> timedelta:
     return timedelta(days=promotion.extra_transit_days)
 
 
-@lru_cache(maxsize=8192)
 def _largest_promotion(
     promotions: tuple[Promotion, ...],
     first_day: date,
     last_day: date,
     extra_of: Callable[[Promotion], timedelta],
 ) -> Promotion | None:
-    """The overlapping promotion with the largest extra; cached, orders share their days."""
+    """The overlapping promotion with the largest extra (memoised per policy by the caller)."""
     overlapping = [
         p for p in promotions if extra_of(p) > timedelta(0) and p.overlaps(first_day, last_day)
     ]
@@ -348,10 +362,21 @@ def lane_of(origin: Address, destination: Address) -> Lane:
 
 
 def transit_window(
-    origin: Address, destination: Address, courier: str | None, shipped_at: datetime, policy: Policy
+    origin: Address,
+    destination: Address,
+    courier: str | None,
+    shipped_at: datetime,
+    policy: Policy,
+    *,
+    thresholds: Thresholds | None = None,
 ) -> Allowance:
-    """When a parcel shipped at ``shipped_at`` should be delivered, and how that was stretched."""
-    thresholds = policy.thresholds_for(courier, origin.province, destination.province)
+    """When a parcel shipped at ``shipped_at`` should be delivered, and how that was stretched.
+
+    ``thresholds``, when the caller already has them, must be
+    ``policy.thresholds_for(courier, origin.province, destination.province)``.
+    """
+    if thresholds is None:
+        thresholds = policy.thresholds_for(courier, origin.province, destination.province)
     days = thresholds.transit_days(lane_of(origin, destination))
     return _stretched(
         shipped_at,

@@ -108,6 +108,11 @@ _ORDER_RULES: dict[ExceptionKind, Callable[[Check], Hit | None]] = {
 }
 
 
+# iterating the enum class runs Python code per member; a tuple is read per order
+_KINDS: tuple[ExceptionKind, ...] = tuple(ExceptionKind)
+_PARCEL_KINDS = frozenset(PARCEL_RULES)
+
+
 def _check(order: OrderFacts, policy: Policy, now: datetime) -> Check:
     """A fresh evaluation context for one order."""
     return Check(order, policy, now, PARCEL_RULES)
@@ -119,8 +124,11 @@ def _detection(check: Check, kind: ExceptionKind) -> Detection | None:
     order_rule = _ORDER_RULES.get(kind)
     if order_rule is not None and (hit := order_rule(check)) is not None:
         hits.append(hit)
-    if kind in PARCEL_RULES:
-        hits.extend(h for p in check.parcels if (h := check.hit(kind, p)) is not None)
+    if kind in _PARCEL_KINDS:
+        hit_of = check.hit
+        for parcel in check.parcels:
+            if (hit := hit_of(kind, parcel)) is not None:
+                hits.append(hit)
     if not hits:
         return None
     best = min(hits, key=lambda h: (-h.severity.rank, h.since))
@@ -154,7 +162,7 @@ def _detection(check: Check, kind: ExceptionKind) -> Detection | None:
 def detect(order: OrderFacts, policy: Policy, now: datetime) -> list[Detection]:
     """Every kind firing for ``order`` at ``now``, at most one detection per kind."""
     check = _check(order, policy, now)
-    return [d for kind in ExceptionKind if (d := _detection(check, kind)) is not None]
+    return [d for kind in _KINDS if (d := _detection(check, kind)) is not None]
 
 
 def detect_and_schedule(
@@ -162,7 +170,7 @@ def detect_and_schedule(
 ) -> tuple[list[Detection], datetime | None]:
     """:func:`detect` and :func:`next_check_at` from one evaluation of the order."""
     check = _check(order, policy, now)
-    found = [d for kind in ExceptionKind if (d := _detection(check, kind)) is not None]
+    found = [d for kind in _KINDS if (d := _detection(check, kind)) is not None]
     return found, next_check(check)
 
 

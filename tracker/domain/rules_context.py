@@ -55,6 +55,7 @@ class Parcel:
 
     __slots__ = (
         "clocks",
+        "delivered",
         "events",
         "first_scan",
         "last_event",
@@ -77,17 +78,15 @@ class Parcel:
         self.last_event = self.events[-1] if self.events else None
         self.newest_problem = next((e for e in reversed(self.events) if e.problem), None)
         self.status = _effective_status(shipment, self.scans)
+        #: True once any delivery is known: a parcel never regresses from delivered (read
+        #: by most rules, so stored rather than a property)
+        self.delivered = self.status is Status.DELIVERED
         self.thresholds: Thresholds = policy.thresholds_for(
             shipment.courier, order.origin.province, order.destination.province
         )
         self.memo: dict[ExceptionKind, Hit | None] = {}
         # deadlines by name, shared by the rules and the schedule (rules_timing)
         self.clocks: dict[str, Any] = {}
-
-    @property
-    def delivered(self) -> bool:
-        """True once any delivery is known: a parcel never regresses from delivered."""
-        return self.status is Status.DELIVERED
 
 
 def _effective_status(shipment: ShipmentFacts, scans: tuple[TrackingEvent, ...]) -> Status:
@@ -127,9 +126,10 @@ class Check:
     def hit(self, kind: ExceptionKind, parcel: Parcel) -> Hit | None:
         """Whether ``kind`` fires for ``parcel``, evaluated at most once per check."""
         memo = parcel.memo
-        if kind not in memo:
-            memo[kind] = self._parcel_rules[kind](self, parcel)
-        return memo[kind]
+        if kind in memo:
+            return memo[kind]
+        found = memo[kind] = self._parcel_rules[kind](self, parcel)
+        return found
 
     def fires_for(self, parcel: Parcel, *kinds: ExceptionKind) -> ExceptionKind | None:
         """The first of ``kinds`` that fires for ``parcel``, if any."""

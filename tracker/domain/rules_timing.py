@@ -192,7 +192,12 @@ def overdue_deadline(check: Check, parcel: Parcel) -> tuple[datetime, Allowance 
         else:
             start = parcel.shipment.shipped_at or parcel.first_scan.time
             window = transit_window(
-                order.origin, order.destination, parcel.shipment.courier, start, check.policy
+                order.origin,
+                order.destination,
+                parcel.shipment.courier,
+                start,
+                check.policy,
+                thresholds=parcel.thresholds,  # the same lookup, done once per parcel
             )
             found = (window.deadline, window)
         parcel.clocks["deliver_by"] = found

@@ -33,6 +33,8 @@ _log = structlog.get_logger("tracker.detect")
 SCHEDULE_STATE_KEY = "detect:schedule"
 # an order whose facts make the rules raise is looked at again this much later, not every pass
 _RETRY_BROKEN = timedelta(hours=1)
+# a stored severity's rank without building the enum member per refreshed ticket
+_RANK: dict[str, int] = {s.value: s.rank for s in Severity}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,18 +66,16 @@ class DetectStats:
 
     def add(self, other: DetectStats) -> None:
         """Accumulate another pass's counts into this one."""
-        for name in (
-            "orders",
-            "opened",
-            "updated",
-            "unchanged",
-            "escalated",
-            "resolved",
-            "notices",
-            "alerts",
-            "failed",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        # spelled out: this runs once per order with a ticket, a getattr loop cost more
+        self.orders += other.orders
+        self.opened += other.opened
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.escalated += other.escalated
+        self.resolved += other.resolved
+        self.notices += other.notices
+        self.alerts += other.alerts
+        self.failed += other.failed
         for kind, n in other.opened_by_kind.items():
             self.opened_by_kind[kind] = self.opened_by_kind.get(kind, 0) + n
 
@@ -107,18 +107,28 @@ class Detector:
         open_by_order = tickets_repo.open_tickets_by_order(conn, pks)
         schedules: list[tuple[int, bool, datetime | None]] = []
         plan = _Plan()
+        policy = self.policy
+        detect_and_schedule = rules.detect_and_schedule
+        still_active = orders_repo.still_active
+        no_tickets: dict[str, OpenTicket] = {}
         for ctx in contexts:
-            tickets = open_by_order.get(ctx.pk, {})
+            tickets = open_by_order.get(ctx.pk, no_tickets)
             # decided per order and merged once complete: a bug or odd facts in one order
             # must not stop (or half-write) detection for the rest of the batch
-            mine, counts = _Plan(), DetectStats()
+            mine = counts = None
             try:
-                detections, next_check = rules.detect_and_schedule(ctx.facts, self.policy, now)
-                self._reconcile(mine, ctx, detections, tickets, now, counts)
+                detections, next_check = detect_and_schedule(ctx.facts, policy, now)
+                if detections or tickets:
+                    mine, counts = _Plan(), DetectStats()
+                    self._reconcile(mine, ctx, detections, tickets, now, counts)
             except Exception:
                 _log.exception("detect_failed", order_id=ctx.facts.order_id, order_pk=ctx.pk)
                 schedules.append((ctx.pk, True, now + _RETRY_BROKEN))
                 stats.failed += 1
+                continue
+            if mine is None or counts is None:
+                # most touched orders: nothing to reconcile, only the schedule to store
+                schedules.append((ctx.pk, still_active(ctx, False), next_check))
                 continue
             plan.merge(mine)
             stats.add(counts)
@@ -127,7 +137,7 @@ class Detector:
                 (t := tickets.get(d.kind.value)) is None or t.status != "resolved"
                 for d in detections
             )
-            schedules.append((ctx.pk, orders_repo.still_active(ctx, has_open), next_check))
+            schedules.append((ctx.pk, still_active(ctx, has_open), next_check))
         self._apply(conn, plan, now, stats)
         orders_repo.store_schedules(conn, schedules, now)
         uow.commit()
@@ -229,7 +239,7 @@ class Detector:
             "shipment_id": ctx.shipment_ids.get(det.tracking_number or ""),
             "severity": current.severity,
         }
-        escalated = det.severity.rank > Severity(current.severity).rank
+        escalated = det.severity.rank > _RANK[current.severity]
         if not escalated and not _changed(current, values):
             stats.unchanged += 1
             return

@@ -8,12 +8,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from carriers.model import Location, Problem, Status, TrackingEvent
-from tracker.domain.model import Address, Order, OrderFacts, ShipmentFacts
+from tracker.domain.model import Address, Order, OrderFacts, ShipmentFacts, frozen_builder
 from tracker.store.tables import buyers, order_items, orders, shipments, tickets
 
 __all__ = [
@@ -48,6 +49,16 @@ class OrderContext:
     facts: OrderFacts
     buyer: BuyerRow
     shipment_ids: dict[str, int]
+
+
+# positional constructors for the objects built per loaded row (see frozen_builder)
+_address = frozen_builder(Address)
+_shipment_facts = frozen_builder(ShipmentFacts)
+_order_facts = frozen_builder(OrderFacts)
+_buyer_row = frozen_builder(BuyerRow)
+_order_context = frozen_builder(OrderContext)
+# TrackingEvent.__post_init__ only rejects naive times: _Reader.time always gives aware UTC
+_tracking_event = frozen_builder(TrackingEvent, skip_post_init=True)
 
 
 def upsert_orders(conn: Connection, batch: Sequence[Order], now: datetime) -> tuple[int, int]:
@@ -266,6 +277,7 @@ _SQL: dict[str, dict[str, str]] = {
 }
 _SQL["sqlite"]["orders_locked"] = _SQL["sqlite"]["orders"]  # a SQLite writer holds the lock
 
+_UTC_ZONES = frozenset({ZoneInfo("UTC"), ZoneInfo("Etc/UTC")})
 _STATUS: dict[str, Status] = {s.value: s for s in Status}
 _PROBLEM: dict[str | None, Problem | None] = {p.value: p for p in Problem}
 _PROBLEM[None] = None
@@ -284,9 +296,12 @@ class _Reader:
         """An aware UTC datetime from the driver's value (as ``UTCDateTime`` returns it)."""
         if isinstance(value, str):  # SQLite: naive UTC text; parsing the offset beats replace()
             return datetime.fromisoformat(value + "+00:00")
-        if value.tzinfo is UTC:
+        tz = value.tzinfo
+        if tz is UTC:
             return value  # type: ignore[no-any-return]
-        if value.tzinfo is None:
+        if tz in _UTC_ZONES:  # psycopg: the session's zone; zero offset, no transitions
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        if tz is None:
             return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
         return value.astimezone(UTC)  # type: ignore[no-any-return]
 
@@ -306,7 +321,7 @@ class _Reader:
         key = (province, city)
         found = self.addresses.get(key)
         if found is None:
-            found = self.addresses[key] = Address(province=province, city=city)
+            found = self.addresses[key] = _address(province, city, None, None)
         return found
 
 
@@ -329,7 +344,7 @@ def load_order_contexts(
     if dialect == "postgresql":
 
         def run(name: str, ids: list[int]) -> Any:
-            return conn.exec_driver_sql(sql[name], {"ids": ids}).all()
+            return conn.exec_driver_sql(sql[name], {"ids": _pg_ints(ids)}).all()
 
     else:
 
@@ -341,12 +356,12 @@ def load_order_contexts(
     events_by_ship: dict[int, list[TrackingEvent]] = defaultdict(list)
     if ship_rows:
         time, location = reader.time, reader.location
-        status, problem = _STATUS, _PROBLEM
+        status, problem, event = _STATUS, _PROBLEM, _tracking_event
         for sid, at, st, raw_code, text, prob, country, province, city, district in run(
             "events", [s[0] for s in ship_rows]
         ):
             events_by_ship[sid].append(
-                TrackingEvent(
+                event(
                     time(at),
                     status[st],
                     raw_code,
@@ -362,7 +377,7 @@ def load_order_contexts(
         ships_by_order[order_pk].append(
             (
                 sid,
-                ShipmentFacts(
+                _shipment_facts(
                     courier,
                     number,
                     _STATUS[st],
@@ -394,22 +409,22 @@ def load_order_contexts(
         opt_out,
     ) in order_rows:
         parcels = ships_by_order.get(pk, ())
-        facts = OrderFacts(
+        facts = _order_facts(
             order_id,
             reader.time(paid_at),
             reader.origin(origin_province, origin_city),
-            Address(dest_province, dest_city, dest_district, dest_address),
+            _address(dest_province, dest_city, dest_district, dest_address),
             items_weight_kg,
             tuple(f for _, f in parcels),
             maybe_time(ship_by),
             maybe_time(deliver_by),
         )
         contexts.append(
-            OrderContext(
-                pk=pk,
-                facts=facts,
-                buyer=BuyerRow(buyer_id, name, phone, chat_id, bool(opt_out)),
-                shipment_ids={f.tracking_number: sid for sid, f in parcels},
+            _order_context(
+                pk,
+                facts,
+                _buyer_row(buyer_id, name, phone, chat_id, bool(opt_out)),
+                {f.tracking_number: sid for sid, f in parcels},
             )
         )
     return contexts
@@ -455,6 +470,24 @@ _STORE_SCHEDULE = {
 }
 
 
+# Arrays go to PostgreSQL as text literals cast in the statement (``%(ids)s::bigint[]``):
+# psycopg's list dumper inspects and converts every element in Python, which cost more
+# than the statements themselves at a few hundred orders per batch.
+def _pg_ints(values: Iterable[int]) -> str:
+    """``{1,2,3}``: a bigint[] literal."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _pg_bools(values: Iterable[bool]) -> str:
+    """``{t,f}``: a boolean[] literal."""
+    return "{" + ",".join("t" if v else "f" for v in values) + "}"
+
+
+def _pg_times(values: Iterable[datetime | None]) -> str:
+    """``{"2026-11-26T10:00:00+08:00",NULL}``: a timestamptz[] literal (aware times, exact)."""
+    return "{" + ",".join("NULL" if v is None else f'"{v.isoformat()}"' for v in values) + "}"
+
+
 def _sqlite_time(value: datetime | None) -> str | None:
     """``value`` as SQLAlchemy's SQLite ``DateTime`` stores it (naive UTC, microseconds)."""
     if value is None:
@@ -488,9 +521,9 @@ def store_schedules(
             _STORE_SCHEDULE["postgresql"],
             {
                 "now": now,
-                "ids": [pk for pk, _, _ in rows],
-                "active": [active for _, active, _ in rows],
-                "next": [at for _, _, at in rows],
+                "ids": _pg_ints(pk for pk, _, _ in rows),
+                "active": _pg_bools(active for _, active, _ in rows),
+                "next": _pg_times(at for _, _, at in rows),
             },
         )
         return

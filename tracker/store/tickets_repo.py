@@ -6,13 +6,14 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, or_, select, text, update
+from sqlalchemy import Table, and_, bindparam, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from tracker.domain.model import frozen_builder
 from tracker.store.sql import insert_ignore
 from tracker.store.tables import alerts, notices, ticket_log, tickets
 
@@ -52,6 +53,35 @@ class OpenTicket:
     shipment_id: int | None = None
 
 
+# Read with plain driver SQL, one fixed statement per backend: the poller runs this for
+# every claim batch, and compiling an expanding IN of a few hundred ids plus SQLAlchemy's
+# per-row result processing (JSON, UTCDateTime) cost more than the query itself.
+_OPEN_TICKET_COLUMNS = (
+    "id, order_pk, kind, severity, status, opened_at, evidence, suggested_action, courier, "
+    "tracking_number, shipment_id"
+)
+_OPEN_TICKETS_SQL = {
+    "postgresql": f"SELECT {_OPEN_TICKET_COLUMNS} FROM tickets "
+    "WHERE order_pk = ANY(%(ids)s::bigint[]) AND (status != 'resolved' OR reopen_blocked) "
+    "ORDER BY id",
+    "sqlite": f"SELECT {_OPEN_TICKET_COLUMNS} FROM tickets "
+    "WHERE order_pk IN (SELECT value FROM json_each(?)) "
+    "AND (status != 'resolved' OR reopen_blocked = 1) ORDER BY id",
+}
+
+
+def _utc(value: Any) -> datetime:
+    """An aware UTC datetime from the driver's value (as ``UTCDateTime`` returns it)."""
+    if isinstance(value, str):  # SQLite: naive UTC text
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+    return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+_open_ticket = frozen_builder(OpenTicket)
+
+
 def open_tickets_by_order(
     conn: Connection, order_pks: Iterable[int]
 ) -> dict[int, dict[str, OpenTicket]]:
@@ -60,43 +90,42 @@ def open_tickets_by_order(
     found: dict[int, dict[str, OpenTicket]] = defaultdict(dict)
     if not pks:
         return found
-    rows = conn.execute(
-        select(
-            tickets.c.id,
-            tickets.c.order_pk,
-            tickets.c.kind,
-            tickets.c.severity,
-            tickets.c.status,
-            tickets.c.opened_at,
-            tickets.c.evidence,
-            tickets.c.suggested_action,
-            tickets.c.courier,
-            tickets.c.tracking_number,
-            tickets.c.shipment_id,
-        )
-        .where(
-            and_(
-                tickets.c.order_pk.in_(pks),
-                or_(tickets.c.status != "resolved", tickets.c.reopen_blocked.is_(True)),
-            )
-        )
-        .order_by(tickets.c.id)
-    )
-    for r in rows:
-        if r.kind in found[r.order_pk] and r.status == "resolved":
+    if conn.dialect.name == "postgresql":
+        # a bigint[] literal: psycopg's list dumper costs more per id than the query
+        ids = "{" + ",".join(map(str, pks)) + "}"
+        rows = conn.exec_driver_sql(_OPEN_TICKETS_SQL["postgresql"], {"ids": ids}).all()
+    else:
+        rows = conn.exec_driver_sql(_OPEN_TICKETS_SQL["sqlite"], (json.dumps(pks),)).all()
+    for (
+        ticket_id,
+        order_pk,
+        kind,
+        severity,
+        status,
+        opened_at,
+        stored,
+        action,
+        courier,
+        number,
+        shipment_id,
+    ) in rows:
+        mine = found[order_pk]
+        if kind in mine and status == "resolved":
             continue  # an unresolved ticket of the kind outranks an older blocking one
-        found[r.order_pk][r.kind] = OpenTicket(
-            r.id,
-            r.order_pk,
-            r.kind,
-            r.severity,
-            r.status,
-            r.opened_at,
-            r.evidence,
-            r.suggested_action,
-            r.courier,
-            r.tracking_number,
-            r.shipment_id,
+        # SQLite keeps JSON as text; psycopg decodes it
+        evidence = json.loads(stored) if isinstance(stored, str) else stored
+        mine[kind] = _open_ticket(
+            ticket_id,
+            order_pk,
+            kind,
+            severity,
+            status,
+            _utc(opened_at),
+            evidence,
+            action,
+            courier,
+            number,
+            shipment_id,
         )
     return found
 
