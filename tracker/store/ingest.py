@@ -6,25 +6,26 @@ an SQL guard so nothing moves it back from delivered or returned, and the claim 
 
 from __future__ import annotations
 
+import functools
+import json
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from carriers.model import (
     Status,
-    TrackingEvent,
     TrackingQuery,
     TrackingResult,
     latest_status,
 )
 from tracker.domain.schedule import next_poll_after_error, next_poll_after_success
-from tracker.store.shipments_repo import ClaimedShipment, IngestOutcome, dedupe_key
+from tracker.store.shipments_repo import ClaimedShipment, IngestOutcome, dedupe_keys
 from tracker.store.tables import shipments, tracking_events
+from tracker.store.types import sqlite_utc_text
 
 __all__ = ["merged_status", "save_pushed_result", "save_result", "save_results"]
 
@@ -53,123 +54,200 @@ def save_results(
     """Store a batch of answers in a few statements; outcomes come back in ``pairs`` order.
 
     New scans of the whole batch go in one insert (duplicates skipped in SQL), then each
-    parcel's new state in one executemany per kind (good answer, error); the claim is freed
+    parcel's new state in one statement per kind (good answer, error); the claim is freed
     unless ``release_claim`` is false (a push must not steal a poller's lease).
     """
-    good = [(c, r) for c, r in pairs if r.error is None]
-    inserted = _insert_new_events(conn, good, now)
-    problems = [p for c, r in good if (p := _provider_problem(c.id, r)) is not None]
+    if not pairs:
+        return []
+    db = _Driver(conn, now)
+    good = [(c, r, dedupe_keys(r.events)) for c, r in pairs if r.error is None]
+    inserted = _insert_new_events(db, good)
+    problems = [p for c, r, keys in good if (p := _provider_problem(c.id, r, keys)) is not None]
     if problems:
         conn.execute(_MARK_PROBLEM, problems)
 
     outcomes: list[IngestOutcome] = []
-    good_params: list[dict[str, Any]] = []
-    error_params: list[dict[str, Any]] = []
+    good_rows: list[tuple[Any, ...]] = []
+    error_rows: list[tuple[Any, ...]] = []
     for claimed, result in pairs:
         if result.error is not None:
-            error_params.append(_error_params(claimed, result, now))
+            error_rows.append(_error_row(db, claimed, result))
             outcomes.append(
                 IngestOutcome(claimed.id, claimed.order_pk, 0, claimed.status, ok=False)
             )
             continue
         status = merged_status(claimed.status, result)
-        good_params.append(_good_params(claimed, result, status, now))
+        good_rows.append(_good_row(db, claimed, result, status))
         outcomes.append(
             IngestOutcome(claimed.id, claimed.order_pk, inserted[claimed.id], status, ok=True)
         )
-    if good_params:
-        conn.execute(_SAVE_GOOD if release_claim else _SAVE_GOOD_KEEP_CLAIM, good_params)
-    if error_params:
-        conn.execute(_SAVE_ERROR if release_claim else _SAVE_ERROR_KEEP_CLAIM, error_params)
+    if good_rows:
+        db.update(_SAVE_GOOD[release_claim], good_rows)
+    if error_rows:
+        db.update(_SAVE_ERROR[release_claim], error_rows)
     return outcomes
 
 
-def _good_params(
-    claimed: ClaimedShipment, result: TrackingResult, status: Status, now: datetime
-) -> dict[str, Any]:
-    """Bind values for :data:`_SAVE_GOOD`; ``None`` means "keep what is stored"."""
+class _Driver:
+    """Fixed driver-level statements for one batch on the connection's backend.
+
+    SQLAlchemy's per-row work (bind processors for every time value, typed rows) cost more
+    CPU than the database did; these statements take values the driver binds as they are.
+    SQLite gets times as the text :class:`tracker.store.types.UTCDateTime` stores; PostgreSQL
+    gets whole columns as arrays in one statement, as binary parameters (``%b``: psycopg
+    quotes every element of a text array with a regex) and binary results.
+    """
+
+    def __init__(self, conn: Connection, now: datetime) -> None:
+        self.conn = conn
+        self.lite = conn.dialect.name != "postgresql"
+        self.when = now
+        self.now = self.ts(now)
+
+    def ts(self, value: datetime | None) -> Any:
+        """A time as this backend's driver takes it (naive datetimes are refused)."""
+        if value is None:
+            return None
+        if self.lite:
+            return sqlite_utc_text(value)
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime cannot be stored: {value!r}")
+        return value  # psycopg sends the instant; the column is TIMESTAMPTZ
+
+    def pg_cursor(self) -> Any:
+        """The psycopg cursor of this connection, inside its SQLAlchemy transaction."""
+        if not self.conn.in_transaction():
+            # a raw statement must not run outside the transaction the caller commits
+            self.conn.begin()
+        return self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+    def stored_keys(self, ids: list[int]) -> dict[int, set[str]]:
+        """The dedupe keys already stored for these parcels."""
+        stored: dict[int, set[str]] = {}
+        if self.lite:
+            rows: Any = self.conn.exec_driver_sql(_SQLITE_STORED_KEYS, (json.dumps(ids),))
+        else:
+            with self.pg_cursor() as cursor:
+                cursor.execute(_PG_STORED_KEYS, (ids,), binary=True)
+                rows = cursor.fetchall()
+        for shipment_id, key in rows:
+            keys = stored.get(shipment_id)
+            if keys is None:
+                stored[shipment_id] = {key}
+            else:
+                keys.add(key)
+        return stored
+
+    def insert_events(self, rows: list[tuple[Any, ...]]) -> list[int]:
+        """Insert scan rows (duplicates skipped); the shipment id of each row inserted."""
+        if not self.lite:
+            columns = {
+                name: list(values)
+                for name, values in zip(_EVENT_COLUMNS, zip(*rows, strict=True), strict=True)
+            }
+            with self.pg_cursor() as cursor:
+                cursor.execute(_PG_INSERT_EVENTS, columns, binary=True)
+                return [row[0] for row in cursor.fetchall()]
+        # one multi-row statement per chunk; chunk sizes are powers of two so a handful of
+        # statement texts serve every batch (SQLite caches the prepared statements)
+        inserted: list[int] = []
+        start = 0
+        while start < len(rows):
+            size = min(_SQLITE_CHUNK, 1 << ((len(rows) - start).bit_length() - 1))
+            flat = [value for row in rows[start : start + size] for value in row]
+            result = self.conn.exec_driver_sql(_sqlite_insert_events(size), tuple(flat))
+            inserted += result.scalars()
+            start += size
+        return inserted
+
+    def update(self, statement: tuple[str, str], rows: list[tuple[Any, ...]]) -> None:
+        """Run an UPDATE per row (SQLite) or over the arrays of all rows (PostgreSQL)."""
+        lite_sql, pg_sql = statement
+        if self.lite:
+            self.conn.exec_driver_sql(lite_sql, rows)
+            return
+        # UPDATE ... FROM applies only one row per target: a parcel given twice (never by
+        # the poller, whose claims are distinct) is updated twice, in order, as one by one
+        rounds: list[list[tuple[Any, ...]]] = []
+        seen: list[set[int]] = []
+        for row in rows:
+            depth = next((i for i, ids in enumerate(seen) if row[0] not in ids), len(seen))
+            if depth == len(seen):
+                rounds.append([])
+                seen.append(set())
+            rounds[depth].append(row)
+            seen[depth].add(row[0])
+        with self.pg_cursor() as cursor:
+            for batch in rounds:
+                cursor.execute(
+                    pg_sql, [list(column) for column in zip(*batch, strict=True)], binary=True
+                )
+
+
+def _good_row(
+    db: _Driver, claimed: ClaimedShipment, result: TrackingResult, status: Status
+) -> tuple[Any, ...]:
+    """Values for :data:`_SAVE_GOOD` in :data:`_GOOD_PARAMS` order; ``None`` keeps the stored."""
     events = result.events
     delivered = [e.time for e in events if e.status is Status.DELIVERED]
     corrected = result.courier_corrected
-    return {
-        "p_id": claimed.id,
-        "p_status": status.value,
-        "p_source": result.source,
-        "p_now": now,
-        "p_finished": result.finished,
-        "p_next_poll": next_poll_after_success(
-            claimed.id, status, now, claimed.since, finished=result.finished
-        ),
-        "p_first_scan": events[0].time if events else None,
-        "p_last_scan": max(e.time for e in events) if events else None,
-        "p_delivered": min(delivered) if delivered else None,
-        "p_weight": result.weight_kg,
-        "p_weight_source": result.source if result.weight_kg is not None else None,
-        "p_courier": corrected if corrected and corrected != claimed.courier else None,
-    }
-
-
-def _error_params(
-    claimed: ClaimedShipment, result: TrackingResult, now: datetime
-) -> dict[str, Any]:
-    """Bind values for :data:`_SAVE_ERROR`: the failure, its back-off and an excerpt."""
-    error = result.error
-    assert error is not None  # only called for failed answers
-    failures = claimed.failures + 1
-    return {
-        "p_id": claimed.id,
-        "p_kind": error.kind.value,
-        "p_message": error.message,
-        "p_excerpt": error.raw_excerpt[:_EXCERPT],
-        "p_now": now,
-        "p_failures": failures,
-        "p_next_poll": next_poll_after_error(claimed.id, error, failures, now),
-        "p_source": result.source,
-    }
-
-
-def _provider_problem(shipment_id: int, result: TrackingResult) -> dict[str, Any] | None:
-    """Bind values putting a parcel-level provider problem (e.g. "lost") on its newest scan.
-
-    Some providers state a problem only for the whole parcel ("60 days without change");
-    the rules read problems from scans, so it goes on the newest one.
-    """
-    if result.problem is None or not result.events:
-        return None
-    if any(e.problem is not None for e in result.events):
-        return None
-    newest = max(result.events, key=lambda e: e.time)
-    return {"p_id": shipment_id, "p_key": dedupe_key(newest), "p_problem": result.problem.value}
-
-
-def _status_guard(new_status: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The new status, unless the stored one is terminal (a push and a poll may race).
-
-    Only "delivered" may replace a stored delivered/returned; checked in SQL so a push
-    committed after this worker read the parcel still wins.
-    """
-    stored = shipments.c.status
-    # OR, not IN: an expanding IN list cannot be used with executemany
-    terminal = or_(stored == Status.DELIVERED.value, stored == Status.RETURNED.value)
-    return case(
-        (new_status == Status.DELIVERED.value, new_status),
-        (terminal, stored),
-        else_=new_status,
+    weight = result.weight_kg
+    next_poll = next_poll_after_success(
+        claimed.id, status, db.when, claimed.since, finished=result.finished
+    )
+    return (
+        claimed.id,
+        status.value,
+        result.source,
+        db.now,
+        bool(result.finished),
+        db.ts(next_poll),
+        db.ts(events[0].time) if events else None,
+        db.ts(max(e.time for e in events)) if events else None,
+        db.ts(min(delivered)) if delivered else None,
+        float(weight) if weight is not None else None,
+        result.source if weight is not None else None,
+        corrected if corrected and corrected != claimed.courier else None,
     )
 
 
-def _param(name: str, column: ColumnElement[Any]) -> Any:
-    """A bind parameter typed like ``column`` (so custom types convert the value)."""
-    return bindparam(name, type_=column.type)
+def _error_row(db: _Driver, claimed: ClaimedShipment, result: TrackingResult) -> tuple[Any, ...]:
+    """Values for :data:`_SAVE_ERROR` in :data:`_ERROR_PARAMS` order: the failure and back-off."""
+    error = result.error
+    assert error is not None  # only called for failed answers
+    failures = claimed.failures + 1
+    return (
+        claimed.id,
+        error.kind.value,
+        error.message,
+        error.raw_excerpt[:_EXCERPT],
+        db.now,
+        failures,
+        db.ts(next_poll_after_error(claimed.id, error, failures, db.when)),
+        result.source,
+    )
 
 
-def _keep_unless_given(name: str, column: ColumnElement[Any]) -> Any:
-    """``column`` set to the bound value, or left as stored when the value is NULL."""
-    return func.coalesce(_param(name, column), column)
+def _provider_problem(
+    shipment_id: int, result: TrackingResult, keys: list[str]
+) -> dict[str, Any] | None:
+    """Bind values putting a parcel-level provider problem (e.g. "lost") on its newest scan.
+
+    Some providers state a problem only for the whole parcel ("60 days without change");
+    the rules read problems from scans, so it goes on the newest one. ``keys`` are the
+    scans' dedupe keys, in order.
+    """
+    events = result.events
+    if result.problem is None or not events:
+        return None
+    if any(e.problem is not None for e in events):
+        return None
+    newest = max(range(len(events)), key=lambda i: events[i].time)  # the first on a tie
+    return {"p_id": shipment_id, "p_key": keys[newest], "p_problem": result.problem.value}
 
 
 def _insert_new_events(
-    conn: Connection, good: Sequence[tuple[ClaimedShipment, TrackingResult]], now: datetime
+    db: _Driver, good: Sequence[tuple[ClaimedShipment, TrackingResult, list[str]]]
 ) -> Counter[int]:
     """Insert the scans not stored yet; returns how many were new per shipment.
 
@@ -177,45 +255,46 @@ def _insert_new_events(
     their keys are read first (one indexed query for the batch) and only the rest is
     inserted. ON CONFLICT still skips a scan a concurrent push stored meanwhile.
     """
-    ids = [c.id for c, r in good if r.events]
+    ids = [c.id for c, r, _ in good if r.events]
     inserted: Counter[int] = Counter()
     if not ids:
         return inserted
-    found = conn.execute(_STORED_KEYS, {"p_ids": ids}).all()
-    stored = {(row[0], row[1]) for row in found}
-    rows: list[dict[str, Any]] = []
-    for claimed, result in good:
-        for event in result.events:
-            key = dedupe_key(event)
-            if (claimed.id, key) not in stored:
-                stored.add((claimed.id, key))  # a scan repeated within one answer
-                rows.append(_event_row(claimed.id, event, key, result.source, now))
-    if not rows:
-        return inserted
-    if conn.dialect.name == "postgresql":
-        # one fixed statement over arrays: a multi-row VALUES insert is a new query text for
-        # every batch size, and psycopg re-parses such long texts on every execution
-        columns = {name: [row[name] for row in rows] for name in _EVENT_COLUMNS}
-        # binary parameters: psycopg quotes every element of a text array with a regex
-        with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-            cursor.execute(_PG_INSERT_EVENTS, columns, binary=True)
-            inserted.update(row[0] for row in cursor.fetchall())
-    else:
-        inserted.update(conn.execute(_SQLITE_INSERT_EVENTS, rows).scalars())
+    stored = db.stored_keys(ids)
+    rows: list[tuple[Any, ...]] = []
+    ts, now = db.ts, db.now
+    for claimed, result, keys in good:
+        if not result.events:
+            continue
+        shipment_id, source = claimed.id, result.source
+        seen = stored.setdefault(shipment_id, set())
+        for event, key in zip(result.events, keys, strict=True):
+            if key in seen:
+                continue
+            seen.add(key)  # a scan repeated within one answer
+            loc, problem = event.location, event.problem
+            rows.append(
+                (
+                    shipment_id,
+                    ts(event.time),
+                    event.status.value,
+                    event.raw_code[:60],
+                    event.text,
+                    problem.value if problem is not None else None,
+                    loc.country,
+                    loc.province,
+                    loc.city,
+                    loc.district,
+                    key,
+                    source,
+                    now,
+                )
+            )
+    if rows:
+        inserted.update(db.insert_events(rows))
     return inserted
 
 
-_STORED_KEYS = select(tracking_events.c.shipment_id, tracking_events.c.dedupe_key).where(
-    tracking_events.c.shipment_id.in_(bindparam("p_ids", expanding=True))
-)
-
-# statements are built once: building them per parcel cost more CPU than running them
-_SQLITE_INSERT_EVENTS = (
-    sqlite.insert(tracking_events)
-    .on_conflict_do_nothing(index_elements=["shipment_id", "dedupe_key"])
-    .returning(tracking_events.c.shipment_id)
-)
-#: column -> PostgreSQL array type, in the order of :data:`_PG_INSERT_EVENTS`
+#: column -> PostgreSQL array type, in the order of the rows :func:`_insert_new_events` makes
 _EVENT_COLUMNS: dict[str, str] = {
     "shipment_id": "bigint",
     "time": "timestamptz",
@@ -231,12 +310,36 @@ _EVENT_COLUMNS: dict[str, str] = {
     "source": "varchar",
     "ingested_at": "timestamptz",
 }
+_EVENTS = tracking_events.name
+# one fixed statement over arrays: a multi-row VALUES insert is a new query text for every
+# batch size, and psycopg re-parses such long texts on every execution
 _PG_INSERT_EVENTS = (
-    f"INSERT INTO {tracking_events.name} ({', '.join(_EVENT_COLUMNS)}) "
+    f"INSERT INTO {_EVENTS} ({', '.join(_EVENT_COLUMNS)}) "
     "SELECT * FROM unnest("
-    + ", ".join(f"%({name})s::{kind}[]" for name, kind in _EVENT_COLUMNS.items())
+    + ", ".join(f"%({name})b::{kind}[]" for name, kind in _EVENT_COLUMNS.items())
     + ") ON CONFLICT (shipment_id, dedupe_key) DO NOTHING RETURNING shipment_id"
 )
+#: rows per SQLite insert statement (13 values each, well under SQLite's 32766 variables)
+_SQLITE_CHUNK = 256
+
+
+@functools.cache
+def _sqlite_insert_events(rows: int) -> str:
+    """The SQLite insert of ``rows`` scans; RETURNING names the rows really inserted."""
+    values = "(" + ", ".join("?" * len(_EVENT_COLUMNS)) + ")"
+    return (
+        f"INSERT INTO {_EVENTS} ({', '.join(_EVENT_COLUMNS)}) VALUES "
+        + ", ".join([values] * rows)
+        + " ON CONFLICT (shipment_id, dedupe_key) DO NOTHING RETURNING shipment_id"
+    )
+
+
+# the ids as one JSON array / one array parameter: the text stays the same for any batch
+_SQLITE_STORED_KEYS = (
+    f"SELECT shipment_id, dedupe_key FROM {_EVENTS} "
+    "WHERE shipment_id IN (SELECT value FROM json_each(?1))"
+)
+_PG_STORED_KEYS = f"SELECT shipment_id, dedupe_key FROM {_EVENTS} WHERE shipment_id = ANY(%b)"
 
 _MARK_PROBLEM = (
     update(tracking_events)
@@ -250,51 +353,117 @@ _MARK_PROBLEM = (
     .values(problem=bindparam("p_problem"))
 )
 
-_S = shipments.c
+
+def _shipment_update(
+    params: dict[str, str], values: dict[str, str], *, release_claim: bool
+) -> tuple[str, str]:
+    """The same parcel UPDATE as SQLite and PostgreSQL text: (per row, over arrays).
+
+    ``params`` are the row values' names -> PostgreSQL array type, in row order, the first
+    being the parcel id; in ``values`` ``{name}`` stands for a value and ``{s}`` qualifies a
+    stored column.
+    """
+    if release_claim:
+        values = {**values, "claimed_until": "NULL", "claimed_by": "NULL"}
+    names = list(params)
+    lite_refs = {name: f"?{i}" for i, name in enumerate(names, start=1)}
+    pg_refs = {name: f"v.{name}" for name in names}
+
+    def assignments(refs: dict[str, str], stored: str) -> str:
+        return ", ".join(f"{col} = {expr.format(s=stored, **refs)}" for col, expr in values.items())
+
+    lite = f"UPDATE {_SHIPMENTS} SET {assignments(lite_refs, '')} WHERE id = ?1"
+    arrays = ", ".join(f"%b::{kind}[]" for kind in params.values())
+    pg = (
+        f"UPDATE {_SHIPMENTS} AS s SET {assignments(pg_refs, 's.')} "
+        f"FROM unnest({arrays}) AS v({', '.join(names)}) WHERE s.id = v.{names[0]}"
+    )
+    return lite, pg
+
+
+_SHIPMENTS = shipments.name
+_DELIVERED, _RETURNED = Status.DELIVERED.value, Status.RETURNED.value
+#: the values of a good answer's row (see :func:`_good_row`) -> PostgreSQL array type
+_GOOD_PARAMS: dict[str, str] = {
+    "p_id": "bigint",
+    "p_status": "varchar",
+    "p_source": "varchar",
+    "p_now": "timestamptz",
+    "p_finished": "boolean",
+    "p_next_poll": "timestamptz",
+    "p_first_scan": "timestamptz",
+    "p_last_scan": "timestamptz",
+    "p_delivered": "timestamptz",
+    "p_weight": "float8",
+    "p_weight_source": "varchar",
+    "p_courier": "varchar",
+}
 # a courier bill imported by hand outranks what a tracking API reports
-_FROM_BILL = _S.weight_source == "bill"
-_GOOD_VALUES: dict[str, Any] = {
-    "status": _status_guard(_param("p_status", _S.status)),
-    "source": _param("p_source", _S.source),
-    "last_polled_at": _param("p_now", _S.last_polled_at),
-    "poll_count": _S.poll_count + 1,
-    "consecutive_failures": 0,
-    "error_kind": None,
-    "error_message": None,
-    "error_excerpt": None,
-    "provider_finished": _param("p_finished", _S.provider_finished),
-    "next_poll_at": _param("p_next_poll", _S.next_poll_at),
-    "first_scan_at": _keep_unless_given("p_first_scan", _S.first_scan_at),
-    "last_scan_at": _keep_unless_given("p_last_scan", _S.last_scan_at),
-    "delivered_at": _keep_unless_given("p_delivered", _S.delivered_at),
-    "weight_kg": case(
-        (_FROM_BILL, _S.weight_kg), else_=_keep_unless_given("p_weight", _S.weight_kg)
+_FROM_BILL = "{s}weight_source = 'bill'"
+_GOOD_VALUES: dict[str, str] = {
+    "courier": "coalesce({p_courier}, {s}courier)",
+    # only "delivered" replaces a stored delivered/returned: checked in SQL so a push
+    # committed after this worker read the parcel still wins
+    "status": (
+        f"CASE WHEN {{p_status}} = '{_DELIVERED}' THEN {{p_status}} "
+        f"WHEN {{s}}status = '{_DELIVERED}' OR {{s}}status = '{_RETURNED}' THEN {{s}}status "
+        "ELSE {p_status} END"
     ),
-    "weight_source": case(
-        (_FROM_BILL, _S.weight_source),
-        else_=_keep_unless_given("p_weight_source", _S.weight_source),
+    "source": "{p_source}",
+    "weight_kg": (
+        f"CASE WHEN {_FROM_BILL} THEN {{s}}weight_kg "
+        "ELSE coalesce({p_weight}, {s}weight_kg) END"
     ),
-    "courier": _keep_unless_given("p_courier", _S.courier),
-    "updated_at": _param("p_now", _S.updated_at),
+    "weight_source": (
+        f"CASE WHEN {_FROM_BILL} THEN {{s}}weight_source "
+        "ELSE coalesce({p_weight_source}, {s}weight_source) END"
+    ),
+    "provider_finished": "{p_finished}",
+    "first_scan_at": "coalesce({p_first_scan}, {s}first_scan_at)",
+    "last_scan_at": "coalesce({p_last_scan}, {s}last_scan_at)",
+    "delivered_at": "coalesce({p_delivered}, {s}delivered_at)",
+    "next_poll_at": "{p_next_poll}",
+    "last_polled_at": "{p_now}",
+    "poll_count": "{s}poll_count + 1",
+    "consecutive_failures": "0",
+    "error_kind": "NULL",
+    "error_message": "NULL",
+    "error_excerpt": "NULL",
+    "updated_at": "{p_now}",
 }
-_ERROR_VALUES: dict[str, Any] = {
-    "error_kind": _param("p_kind", _S.error_kind),
-    "error_message": _param("p_message", _S.error_message),
-    "error_excerpt": _param("p_excerpt", _S.error_excerpt),
-    "error_at": _param("p_now", _S.error_at),
-    "consecutive_failures": _param("p_failures", _S.consecutive_failures),
-    "last_polled_at": _param("p_now", _S.last_polled_at),
-    "poll_count": _S.poll_count + 1,
-    "next_poll_at": _param("p_next_poll", _S.next_poll_at),
-    "source": _param("p_source", _S.source),
-    "updated_at": _param("p_now", _S.updated_at),
+#: the values of a failed answer's row (see :func:`_error_row`) -> PostgreSQL array type
+_ERROR_PARAMS: dict[str, str] = {
+    "p_id": "bigint",
+    "p_kind": "varchar",
+    "p_message": "text",
+    "p_excerpt": "text",
+    "p_now": "timestamptz",
+    "p_failures": "integer",
+    "p_next_poll": "timestamptz",
+    "p_source": "varchar",
 }
-_RELEASE: dict[str, Any] = {"claimed_until": None, "claimed_by": None}
-_BY_ID = update(shipments).where(_S.id == bindparam("p_id"))
-_SAVE_GOOD = _BY_ID.values(**_GOOD_VALUES, **_RELEASE)
-_SAVE_GOOD_KEEP_CLAIM = _BY_ID.values(**_GOOD_VALUES)
-_SAVE_ERROR = _BY_ID.values(**_ERROR_VALUES, **_RELEASE)
-_SAVE_ERROR_KEEP_CLAIM = _BY_ID.values(**_ERROR_VALUES)
+_ERROR_VALUES: dict[str, str] = {
+    "source": "{p_source}",
+    "next_poll_at": "{p_next_poll}",
+    "last_polled_at": "{p_now}",
+    "poll_count": "{s}poll_count + 1",
+    "consecutive_failures": "{p_failures}",
+    "error_kind": "{p_kind}",
+    "error_message": "{p_message}",
+    "error_excerpt": "{p_excerpt}",
+    "error_at": "{p_now}",
+    "updated_at": "{p_now}",
+}
+# statements are built once, by whether the claim is released: building them per parcel
+# cost more CPU than running them
+_SAVE_GOOD = {
+    release: _shipment_update(_GOOD_PARAMS, _GOOD_VALUES, release_claim=release)
+    for release in (True, False)
+}
+_SAVE_ERROR = {
+    release: _shipment_update(_ERROR_PARAMS, _ERROR_VALUES, release_claim=release)
+    for release in (True, False)
+}
 
 
 def save_pushed_result(
@@ -349,24 +518,3 @@ def merged_status(previous: Status, result: TrackingResult) -> Status:
     if previous is Status.RETURNED and candidate is not Status.DELIVERED:
         return Status.RETURNED
     return candidate
-
-
-def _event_row(
-    shipment_id: int, e: TrackingEvent, key: str, source: str, now: datetime
-) -> dict[str, Any]:
-    loc = e.location
-    return {
-        "shipment_id": shipment_id,
-        "time": e.time,
-        "status": e.status.value,
-        "raw_code": e.raw_code[:60],
-        "text": e.text,
-        "problem": e.problem.value if e.problem else None,
-        "country": loc.country,
-        "province": loc.province,
-        "city": loc.city,
-        "district": loc.district,
-        "dedupe_key": key,
-        "source": source,
-        "ingested_at": now,
-    }

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
@@ -16,14 +19,15 @@ from carriers.model import (
     TrackingEvent,
     TrackingQuery,
 )
-from tracker.store.sql import claim_rows
-from tracker.store.tables import buyers, orders, shipments
+from tracker.store.tables import orders, shipments
+from tracker.store.types import sqlite_utc_text, utc_from_db, utc_param
 
 __all__ = [
     "ClaimedShipment",
     "IngestOutcome",
     "claim_due_shipments",
     "dedupe_key",
+    "dedupe_keys",
     "find_shipment_ids",
     "release_claims",
     "set_weights",
@@ -61,69 +65,121 @@ def dedupe_key(event: TrackingEvent) -> str:
     return hashlib.sha1(ident.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
+def dedupe_keys(events: Sequence[TrackingEvent]) -> list[str]:
+    """:func:`dedupe_key` of each scan, in order (the same text, computed in one loop)."""
+    sha1 = hashlib.sha1
+    return [
+        sha1(
+            f"{e.time.isoformat()}|{e.raw_code}|{e.text}".encode(), usedforsecurity=False
+        ).hexdigest()
+        for e in events
+    ]
+
+
 def claim_due_shipments(
     conn: Connection, now: datetime, limit: int, lease: timedelta, worker: str
 ) -> list[ClaimedShipment]:
-    """Lease up to ``limit`` parcels due for polling; concurrent workers never get the same one."""
-    claimed_ids = claim_rows(
-        conn,
-        shipments,
-        shipments.c.next_poll_at <= now,
-        shipments.c.next_poll_at,
-        limit=limit,
-        now=now,
-        lease=lease,
-        worker=worker,
-    )
-    if not claimed_ids:
-        return []
-    rows = conn.execute(
-        select(
-            shipments.c.id,
-            shipments.c.order_pk,
-            shipments.c.courier,
-            shipments.c.tracking_number,
-            shipments.c.status,
-            shipments.c.shipped_at,
-            shipments.c.created_at,
-            shipments.c.consecutive_failures,
-            buyers.c.phone,
-            orders.c.origin_province,
-            orders.c.origin_city,
-            orders.c.dest_province,
-            orders.c.dest_city,
-            orders.c.dest_district,
-        )
-        .join(orders, orders.c.id == shipments.c.order_pk)
-        .join(buyers, buyers.c.id == orders.c.buyer_id)
-        .where(shipments.c.id.in_(claimed_ids))
-        .order_by(shipments.c.id)
-    )
-    return [
-        ClaimedShipment(
-            id=r.id,
-            order_pk=r.order_pk,
-            courier=r.courier,
-            tracking_number=r.tracking_number,
-            status=Status(r.status),
-            since=r.shipped_at or r.created_at,
-            failures=r.consecutive_failures,
-            query=TrackingQuery(
-                courier=r.courier,
-                tracking_number=r.tracking_number,
-                phone=r.phone,
-                origin=Location(country="中国", province=r.origin_province, city=r.origin_city),
-                destination=Location(
-                    country="中国",
-                    province=r.dest_province,
-                    city=r.dest_city,
-                    district=r.dest_district,
+    """Lease up to ``limit`` parcels due for polling; concurrent workers never get the same one.
+
+    The rules of :func:`tracker.store.sql.claim_rows` (oldest due first, an expired lease
+    counts as free, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the UPDATE itself is the claim
+    under SQLite's single writer) in fixed driver-level SQL that returns the claimed rows,
+    ordered by id: building the statement and typed rows through SQLAlchemy cost more CPU
+    than the claim itself.
+    """
+    if conn.dialect.name == "postgresql":
+        params = {
+            "until": utc_param(now + lease, "postgresql"),
+            "worker": worker,
+            "now": utc_param(now, "postgresql"),
+            "limit": limit,
+        }
+        rows: list[tuple[Any, ...]] = [tuple(r) for r in conn.exec_driver_sql(_PG_CLAIM, params)]
+    else:
+        lite = (sqlite_utc_text(now + lease), worker, sqlite_utc_text(now), limit)
+        claimed = conn.exec_driver_sql(_SQLITE_CLAIM, lite).all()
+        if not claimed:
+            return []
+        order_pks = json.dumps(sorted({r[1] for r in claimed}))
+        found = {r[0]: r[1:] for r in conn.exec_driver_sql(_SQLITE_ORDERS, (order_pks,))}
+        # orders.buyer_id and shipments.order_pk are NOT NULL foreign keys: always found
+        rows = [tuple(r) + found[r[1]] for r in claimed]
+    rows.sort(key=itemgetter(0))
+    places: dict[tuple[str | None, ...], Location] = {}
+    out: list[ClaimedShipment] = []
+    for r in rows:
+        shipment_id, order_pk, courier, number, status, shipped, created, failures = r[:8]
+        phone, o_province, o_city, d_province, d_city, d_district = r[8:]
+        shipped_at = utc_from_db(shipped)
+        origin = places.get((o_province, o_city))
+        if origin is None:
+            origin = places[(o_province, o_city)] = Location("中国", o_province, o_city)
+        destination = places.get((d_province, d_city, d_district))
+        if destination is None:
+            destination = Location("中国", d_province, d_city, d_district)
+            places[(d_province, d_city, d_district)] = destination
+        out.append(
+            ClaimedShipment(
+                id=shipment_id,
+                order_pk=order_pk,
+                courier=courier,
+                tracking_number=number,
+                status=_STATUS[status],
+                since=shipped_at or utc_from_db(created),  # type: ignore[arg-type]
+                failures=failures,
+                query=TrackingQuery(
+                    courier=courier,
+                    tracking_number=number,
+                    phone=phone,
+                    origin=origin,
+                    destination=destination,
+                    shipped_at=shipped_at,
                 ),
-                shipped_at=r.shipped_at,
-            ),
+            )
         )
-        for r in rows
-    ]
+    return out
+
+
+_STATUS = {s.value: s for s in Status}
+# the claimed parcel's own columns, then its order's and buyer's (see claim_due_shipments)
+_SHIPMENT_COLUMNS = (
+    "id",
+    "order_pk",
+    "courier",
+    "tracking_number",
+    "status",
+    "shipped_at",
+    "created_at",
+    "consecutive_failures",
+)
+_ORDER_COLUMNS = (
+    "b.phone, o.origin_province, o.origin_city, o.dest_province, o.dest_city, o.dest_district"
+)
+_DUE = (
+    "SELECT id FROM shipments WHERE next_poll_at <= {now} "
+    "AND (claimed_until IS NULL OR claimed_until < {now}) ORDER BY next_poll_at LIMIT {limit}"
+)
+# one statement: lock due rows (skipping those another worker holds), lease them and return
+# them with their order's and buyer's columns
+_PG_CLAIM = (
+    "UPDATE shipments AS s SET claimed_until = %(until)s, claimed_by = %(worker)s "
+    "FROM orders AS o JOIN buyers AS b ON b.id = o.buyer_id "
+    "WHERE s.id IN ("
+    + _DUE.format(now="%(now)s", limit="%(limit)s")
+    + " FOR UPDATE SKIP LOCKED) AND o.id = s.order_pk "
+    f"RETURNING {', '.join(f's.{c}' for c in _SHIPMENT_COLUMNS)}, {_ORDER_COLUMNS}"
+)
+# SQLite's RETURNING cannot name other tables: the orders are read in a second statement,
+# whose text stays fixed whatever the batch size (ids as one JSON array)
+_SQLITE_CLAIM = (
+    "UPDATE shipments SET claimed_until = ?1, claimed_by = ?2 WHERE id IN ("
+    + _DUE.format(now="?3", limit="?4")
+    + f") RETURNING {', '.join(_SHIPMENT_COLUMNS)}"
+)
+_SQLITE_ORDERS = (
+    f"SELECT o.id, {_ORDER_COLUMNS} FROM orders AS o JOIN buyers AS b ON b.id = o.buyer_id "
+    "WHERE o.id IN (SELECT value FROM json_each(?1))"
+)
 
 
 def release_claims(conn: Connection, shipment_ids: Sequence[int]) -> None:
