@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from carriers.model import Location, Problem, Status, TrackingEvent
 from tracker.domain.model import Address, Order, OrderFacts, ShipmentFacts, frozen_builder
 from tracker.store.tables import buyers, order_items, orders, shipments, tickets
+from tracker.store.types import sqlite_utc_text
 
 __all__ = [
     "BuyerRow",
@@ -488,13 +489,6 @@ def _pg_times(values: Iterable[datetime | None]) -> str:
     return "{" + ",".join("NULL" if v is None else f'"{v.isoformat()}"' for v in values) + "}"
 
 
-def _sqlite_time(value: datetime | None) -> str | None:
-    """``value`` as SQLAlchemy's SQLite ``DateTime`` stores it (naive UTC, microseconds)."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-
-
 def still_active(ctx: OrderContext, has_open_ticket: bool) -> bool:
     """The ``active`` flag :func:`refresh_active_flags` would compute, from what was loaded.
 
@@ -527,10 +521,10 @@ def store_schedules(
             },
         )
         return
-    stamp = _sqlite_time(now)
+    stamp = sqlite_utc_text(now)
     conn.exec_driver_sql(
         _STORE_SCHEDULE["sqlite"],
-        [(int(active), _sqlite_time(at), stamp, pk) for pk, active, at in rows],
+        [(int(active), at and sqlite_utc_text(at), stamp, pk) for pk, active, at in rows],
     )
 
 

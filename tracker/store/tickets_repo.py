@@ -6,7 +6,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, text, update
@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from tracker.domain.model import frozen_builder
 from tracker.store.sql import insert_ignore
 from tracker.store.tables import alerts, notices, ticket_log, tickets
+from tracker.store.types import utc_from_db
 
 __all__ = [
     "OpenTicket",
@@ -70,15 +71,6 @@ _OPEN_TICKETS_SQL = {
 }
 
 
-def _utc(value: Any) -> datetime:
-    """An aware UTC datetime from the driver's value (as ``UTCDateTime`` returns it)."""
-    if isinstance(value, str):  # SQLite: naive UTC text
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
-    return value.astimezone(UTC)  # type: ignore[no-any-return]
-
-
 _open_ticket = frozen_builder(OpenTicket)
 
 
@@ -120,7 +112,7 @@ def open_tickets_by_order(
             kind,
             severity,
             status,
-            _utc(opened_at),
+            utc_from_db(opened_at),
             evidence,
             action,
             courier,
