@@ -42,6 +42,8 @@ def md5_upper(text: str) -> str:
 def _phone_digits(phone: str) -> str:
     """What Kuaidi100 wants for ``phone``: digits only; a virtual ``138...-1234`` gives ``1234``."""
     tail = phone.rsplit("-", 1)[-1] if "-" in phone else phone
+    if tail.isdigit():  # the usual plain number: every character is kept anyway
+        return tail
     return "".join(ch for ch in tail if ch.isdigit())
 
 

@@ -85,6 +85,7 @@ class RateBudget:
             self.daily_quota = daily_quota
             self.quota_tz = quota_tz
             self._interval = 1.0 / rate_per_s
+            self._tolerance = (burst - 1) * self._interval  # how far ahead a burst may run
 
     @property
     def used_today(self) -> int:
@@ -105,14 +106,15 @@ class RateBudget:
                     self._day, self._used = day, 0
                 if self._used >= self.daily_quota:
                     return Denial(DenialReason.QUOTA, self._until_midnight(wall))
-            if self._paused_until - now > max_wait_s:
-                return Denial(DenialReason.PAUSED, self._paused_until - now)
-            tolerance = (self.burst - 1) * self._interval
-            start = max(now, self._tat - tolerance, self._paused_until)
+            paused_until = self._paused_until
+            if paused_until - now > max_wait_s:
+                return Denial(DenialReason.PAUSED, paused_until - now)
+            tat = self._tat
+            start = max(now, tat - self._tolerance, paused_until)
             wait = start - now
             if wait > max_wait_s:
                 return Denial(DenialReason.RATE, wait)
-            self._tat = max(self._tat, start) + self._interval
+            self._tat = max(tat, start) + self._interval
             self._used += 1
             return wait
 

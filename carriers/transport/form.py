@@ -25,11 +25,30 @@ FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _CONTENT_TYPE = (b"Content-Type", FORM_CONTENT_TYPE.encode("ascii"))
 # default headers that build_request would merge with, rather than add before, ours
 _MERGED = frozenset({b"host", b"content-length", b"content-type", b"transfer-encoding"})
+# quote_plus's output for each byte: unreserved ASCII as is, space as "+", the rest %XX
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+_QUOTED = [chr(b) if b in _UNRESERVED else "+" if b == 0x20 else f"%{b:02X}" for b in range(256)]
+
+
+def _quote_plus(text: str) -> str:
+    """``urllib.parse.quote_plus(text)``: one C-level ``translate`` over its UTF-8 bytes."""
+    if not text.isascii():
+        text = text.encode("utf-8").decode("latin-1")  # one character per UTF-8 byte
+    return text.translate(_QUOTED)
 
 
 def encode_form(fields: Mapping[str, str]) -> bytes:
-    """The body httpx sends for ``data=fields`` (text values): ``urlencode``, UTF-8."""
-    return urlencode(list(fields.items()), doseq=True).encode("utf-8")
+    """The body httpx sends for ``data=fields`` (text values): ``urlencode``, UTF-8.
+
+    ``urlencode`` quotes byte by byte in Python (a few µs per Kuaidi100 ``param``); text
+    keys and values are quoted here through a table instead, anything else by ``urlencode``.
+    """
+    parts = []
+    for key, value in fields.items():
+        if type(key) is not str or type(value) is not str:
+            return urlencode(list(fields.items()), doseq=True).encode("utf-8")
+        parts.append(f"{_quote_plus(key)}={_quote_plus(value)}")
+    return "&".join(parts).encode("ascii")
 
 
 def form_request(

@@ -28,6 +28,7 @@ import structlog
 
 from carriers.model import ErrorKind, TrackingError
 from carriers.transport.budget import Denial, DenialReason
+from carriers.transport.client import send_read
 from carriers.transport.guard import ProviderGuard
 
 __all__ = ["Reply", "RetryPolicy", "Sleep", "admit", "parse_retry_after", "send"]
@@ -156,11 +157,7 @@ async def send(
             await sleep(slot)
         last = attempt + 1 == policy.attempts
         try:
-            response = await client.send(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
+            response = await send_read(client, request)
         except httpx.TimeoutException as exc:
             last_response = None
             last_error = TrackingError(

@@ -213,14 +213,23 @@ class HttpSource:
         rate-limit error pauses the budget; ``Retry-After`` is copied onto errors that
         lack it.
         """
-        auth = next((r.error for r in results if r.error and r.error.kind is ErrorKind.AUTH), None)
+        auth: TrackingError | None = None
+        limited: TrackingError | None = None
+        for result in results:  # the first auth error and the first rate-limit error
+            error = result.error
+            if error is None:
+                continue
+            if error.kind is ErrorKind.AUTH and auth is None:
+                auth = error
+            elif error.kind is ErrorKind.RATE_LIMITED and limited is None:
+                limited = error
+        status = reply.status
         if auth is not None:
             self.guard.circuit.trip(auth.message)
-        elif reply.status is not None and 200 <= reply.status < 300:
+        elif status is not None and 200 <= status < 300:
             self.guard.circuit.succeeded()
-        limited = [r.error for r in results if r.error and r.error.kind is ErrorKind.RATE_LIMITED]
-        if limited and reply.status != 429:
-            self.guard.budget.pause(limited[0].retry_after_s or reply.retry_after_s or 1.0)
+        if limited is not None and status != 429:
+            self.guard.budget.pause(limited.retry_after_s or reply.retry_after_s or 1.0)
         if reply.retry_after_s is None:
             return results
         return [self._with_retry_after(r, reply.retry_after_s) for r in results]

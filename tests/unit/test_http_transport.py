@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import ssl
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from http.cookiejar import CookieJar
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
+import respx
 import trustme
 from aiohttp import web
 from httpx_aiohttp import AiohttpTransport
 
+from carriers.model import ErrorKind
+from carriers.transport import GuardRegistry, RetryPolicy, make_client, send
 from carriers.transport import client as client_module
-from carriers.transport import make_client
 from carriers.transport.form import encode_form, form_request
 
 BIG = "包裹".encode() * 400_000  # 2.4 MB, many reads from the socket
@@ -51,11 +56,25 @@ async def _slow(_request: web.Request) -> web.Response:
     return web.Response(text="late")
 
 
+async def _status(request: web.Request) -> web.Response:
+    """``/status/{code}`` with a body; ``Retry-After`` on 429/503, ``Location`` on 3xx."""
+    code = int(request.match_info["code"])
+    response = web.Response(status=code, text=f"answer {code} 包裹")
+    if code in (429, 503):
+        response.headers["Retry-After"] = "7"
+    if 300 <= code < 400:
+        response.headers["Location"] = request.query.get("to", "/echo?from=redirect")
+    if "cookie" in request.query:
+        response.set_cookie("sid", request.query["cookie"])
+    return response
+
+
 async def _serve(tls: ssl.SSLContext | None = None) -> tuple[web.AppRunner, str]:
     app = web.Application()
     app.router.add_route("*", "/echo", _echo)
     app.router.add_get("/slow", _slow)
     app.router.add_get("/big", _big)
+    app.router.add_route("*", "/status/{code}", _status)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
@@ -262,3 +281,314 @@ async def test_source_posts_forms_as_build_request_would(server: str) -> None:
         direct = await client.send(form_request(client, httpx.URL(server + "/echo"), form, EXT))
         plain = await client.post(server + "/echo", data=form, extensions=EXT)
         assert direct.json() == plain.json()
+
+
+# --- the direct send path ----------------------------------------------------------------
+
+
+def _observed(response: httpx.Response, client: httpx.AsyncClient) -> dict[str, Any]:
+    """Everything a caller can see of a read response and of the client's jar after it."""
+    following = response.next_request
+    return {
+        "status": response.status_code,
+        "reason": response.reason_phrase,
+        "http_version": response.http_version,
+        "headers": [(k, v) for k, v in response.headers.multi_items() if k != "date"],
+        "content": response.content,
+        "text": response.text,
+        "json": response.json()
+        if response.headers.get("content-type", "").endswith("json")
+        else None,
+        "next_request": None
+        if following is None
+        else (following.method, str(following.url), following.headers.raw),
+        "history": response.history,
+        "closed": (response.is_closed, response.is_stream_consumed),
+        "elapsed_set": response.elapsed.total_seconds() >= 0,
+        "cookies": sorted((c.name, c.value) for c in client.cookies.jar),
+    }
+
+
+async def _through_client_send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """What ``send`` did before the direct path: ``client.send``, then read and close."""
+    response = await client.send(request)
+    try:
+        await response.aread()
+    finally:
+        await response.aclose()
+    return response
+
+
+def _forbid_client_send(client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``client.send`` fail the test: the direct path must not go through it."""
+
+    async def refused(*_args: object, **_kwargs: object) -> httpx.Response:
+        raise AssertionError("client.send used on the direct path")
+
+    monkeypatch.setattr(client, "send", refused)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/echo?x=1"),
+        ("GET", "/status/404"),
+        ("GET", "/status/500"),
+        ("POST", "/status/429"),
+        ("GET", "/status/503"),
+        ("GET", "/status/200?cookie=abc"),
+        ("POST", "/status/302"),
+        ("GET", "/status/307?to=https://elsewhere.example/next&cookie=r"),
+    ],
+    ids=["200 body", "404", "500", "429 retry-after", "503", "set-cookie", "302", "307 away"],
+)
+async def test_direct_send_answers_what_client_send_answers(
+    server: str, method: str, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Status, headers, body, request, next_request, flags and cookies equal client.send's."""
+    seen = []
+    for direct in (True, False):
+        async with make_client() as client:
+            request = client.build_request(
+                method, server + path, data=FORM if method == "POST" else None
+            )
+            if direct:
+                _forbid_client_send(client, monkeypatch)
+                response = await client_module.send_read(client, request)
+            else:
+                response = await _through_client_send(client, request)
+            assert response.request is request
+            seen.append(_observed(response, client))
+    assert seen[0] == seen[1]
+    expected = 200 if path.startswith("/echo") else int(path[len("/status/") :][:3])
+    assert seen[0]["status"] == expected
+
+
+async def test_direct_send_keeps_cookies_for_the_next_request(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cookie set by an answer on the direct path is sent with the next request."""
+    async with make_client() as client:
+        _forbid_client_send(client, monkeypatch)
+        await client_module.send_read(
+            client, client.build_request("GET", server + "/echo?cookie=k1")
+        )
+        assert client.cookies.get("sid") == "k1"
+        echoed = await client_module.send_read(
+            client, client.build_request("GET", server + "/echo")
+        )
+        assert ["cookie", "sid=k1"] in echoed.json()["headers"]
+
+
+async def test_direct_send_raises_what_client_send_raises_for_a_bad_location(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A redirect to an unparsable Location raises httpx's RemoteProtocolError both ways."""
+    path = "/status/301?to=http://%5B::1"
+    raised = []
+    for direct in (True, False):
+        async with make_client() as client:
+            request = client.build_request("GET", server + path)
+            with pytest.raises(httpx.RemoteProtocolError) as caught:
+                if direct:
+                    _forbid_client_send(client, monkeypatch)
+                    await client_module.send_read(client, request)
+                else:
+                    await _through_client_send(client, request)
+            raised.append((type(caught.value), str(caught.value), caught.value.request is request))
+    assert raised[0] == raised[1]
+
+
+async def test_direct_send_timeouts_and_refusals_raise_as_client_send(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow answer and a refused connection raise the same httpx errors, request attached."""
+    runner, closed = await _serve()
+    await runner.cleanup()  # nothing listens there any more
+    cases = [
+        (server + "/slow", httpx.Timeout(5.0, read=0.2), httpx.ReadTimeout),
+        (closed + "/echo", httpx.Timeout(5.0), httpx.TransportError),
+    ]
+    for url, timeout, expected in cases:
+        raised = []
+        for direct in (True, False):
+            async with make_client() as client:
+                request = client.build_request("GET", url, timeout=timeout)
+                with pytest.raises(expected) as caught:
+                    if direct:
+                        _forbid_client_send(client, monkeypatch)
+                        await client_module.send_read(client, request)
+                    else:
+                        await _through_client_send(client, request)
+                raised.append((type(caught.value), caught.value.request is request))
+        assert raised[0] == raised[1]
+        assert raised[0][1] is True
+
+
+@pytest.mark.parametrize("path", ["/slow", "/status/429", "/status/404"])
+async def test_send_replies_the_same_on_both_paths(server: str, path: str) -> None:
+    """``send`` gives the same reply (timeout error, 429 wait, 404) with either path."""
+    guards = GuardRegistry()
+    replies = []
+    for direct in (True, False):
+        async with make_client() as client:
+            if not direct:
+                client.event_hooks = {"request": [_no_op_hook], "response": []}
+            request = client.build_request(
+                "GET", server + path, timeout=httpx.Timeout(5.0, read=0.2)
+            )
+            guard = guards.get(f"p{direct}", rate_per_s=1000.0, burst=10)
+            reply = await send(
+                client,
+                request,
+                guard,
+                clock=lambda: datetime.now(UTC),
+                policy=RetryPolicy(attempts=1, max_wait_s=1.0),
+            )
+            error = reply.error
+            replies.append(
+                (
+                    reply.status,
+                    reply.body,
+                    reply.retry_after_s,
+                    reply.attempts,
+                    None if error is None else (error.kind, error.message.split(":", 1)[1]),
+                    guard.budget.paused_for() > 5,
+                )
+            )
+    assert replies[0] == replies[1]
+    if path == "/slow":
+        assert replies[0][4] == (ErrorKind.NETWORK, " timed out (ReadTimeout)")
+    elif path == "/status/429":
+        assert replies[0][2] == 7.0 and replies[0][5] is True
+
+
+async def _no_op_hook(_event: object) -> None:
+    """An event hook that does nothing (its presence alone disables the direct path)."""
+
+
+@pytest.mark.parametrize(
+    "configure",
+    ["auth", "follow_redirects", "request hook", "response hook", "userinfo", "closed"],
+)
+async def test_clients_with_other_settings_go_through_client_send(
+    server: str, configure: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Auth, redirect following, hooks, credentials in the URL or a closed client: client.send."""
+    hooked: list[object] = []
+
+    async def hook(event: object) -> None:
+        hooked.append(event)
+
+    client = make_client()
+    url = server + "/status/302"
+    if configure == "auth":
+        client.auth = ("user", "pw")
+    elif configure == "follow_redirects":
+        client.follow_redirects = True
+    elif configure == "request hook":
+        client.event_hooks = {"request": [hook], "response": []}
+    elif configure == "response hook":
+        client.event_hooks = {"request": [], "response": [hook]}
+    elif configure == "userinfo":
+        url = server.replace("http://", "http://user:pw@") + "/echo"
+    request = client.build_request("GET", url)
+    if configure == "closed":
+        await client.aclose()
+        with pytest.raises(RuntimeError, match="client has been closed"):
+            await client_module.send_read(client, request)
+        return
+    used: list[httpx.Request] = []
+    original = client.send
+
+    async def spy(req: httpx.Request, **kwargs: Any) -> httpx.Response:
+        used.append(req)
+        if configure == "userinfo":  # aiohttp itself refuses credentials in the URL
+            return httpx.Response(200, request=req)
+        return await original(req, **kwargs)
+
+    monkeypatch.setattr(client, "send", spy)
+    try:
+        response = await client_module.send_read(client, request)
+    finally:
+        await client.aclose()
+    assert used == [request]
+    if configure == "follow_redirects":
+        assert response.status_code == 200 and len(response.history) == 1
+    elif configure in ("request hook", "response hook"):
+        assert len(hooked) == 1
+    elif configure == "auth":
+        assert response.request.headers["authorization"].startswith("Basic ")
+
+
+async def test_other_clients_and_respx_keep_client_send() -> None:
+    """A MockTransport client and a respx-mocked make_client client answer from their mocks."""
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda request: httpx.Response(201, text="mocked"))
+    ) as client:
+        response = await client_module.send_read(
+            client, client.build_request("GET", "http://mock.test/x")
+        )
+        assert (response.status_code, response.text) == (201, "mocked")
+    async with make_client() as client:
+        with respx.mock(using="httpx", assert_all_called=True) as router:
+            router.get("http://respx.test/y").respond(202, text="respx")
+            response = await client_module.send_read(
+                client, client.build_request("GET", "http://respx.test/y")
+            )
+        assert (response.status_code, response.text) == (202, "respx")
+
+
+async def test_repeated_and_non_ascii_headers_reach_the_server_as_before(server: str) -> None:
+    """Repeated names are joined and non-ASCII values decoded as the stock transport does."""
+    headers = [("X-Twice", "a"), ("X-Twice", "b"), ("X-Plain", "1")]
+    seen: dict[str, list[list[list[str]]]] = {}
+    for name, build in CLIENTS.items():
+        async with build() as client:
+            for extra in (headers, [(b"X-Text", "caf\u00e9".encode())]):
+                request = client.build_request("GET", server + "/echo", headers=extra)
+                echoed = await client_module.send_read(client, request)
+                seen.setdefault(name, []).append(
+                    [h for h in echoed.json()["headers"] if h[0].startswith("x-")]
+                )
+    assert seen["ours"] == seen["stock"]
+    assert seen["ours"][0] == [["x-twice", "a, b"], ["x-plain", "1"]]
+
+
+async def test_each_distinct_url_is_parsed_once_and_the_cache_stays_bounded(
+    server: str,
+) -> None:
+    """Repeated URLs reuse one parsed URL; many distinct ones do not grow the cache past its cap."""
+    async with make_client() as client:
+        transport = client_module._DIRECT[client]
+        for _ in range(3):
+            response = await client_module.send_read(
+                client, client.build_request("GET", server + "/echo?q=%E5%8C%85 x")
+            )
+            assert response.json()["path"] == "/echo?q=%E5%8C%85%20x"
+        assert len(transport._urls) == 1
+        for i in range(client_module._URLS_KEPT + 10):
+            await client_module.send_read(
+                client, client.build_request("GET", f"{server}/echo?n={i}")
+            )
+        assert len(transport._urls) == client_module._URLS_KEPT
+        tail = await client_module.send_read(
+            client, client.build_request("GET", server + "/echo?n=late")
+        )
+        assert tail.json()["path"] == "/echo?n=late"
+
+
+def test_encode_form_equals_urlencode_for_any_text() -> None:
+    """The table-driven form encoder gives urlencode's bytes for random text, and falls back."""
+    rng = random.Random(8)
+    alphabet = [chr(i) for i in range(0x180)] + list("包裹浙江省 &=+%~\u3000\U0001f69a")
+    for _ in range(3000):
+        form = {
+            "".join(rng.choices(alphabet, k=rng.randint(0, 5))): "".join(
+                rng.choices(alphabet, k=rng.randint(0, 40))
+            )
+            for _ in range(rng.randint(0, 4))
+        }
+        assert encode_form(form) == urlencode(list(form.items()), doseq=True).encode("utf-8")
+    odd: dict[str, Any] = {"n": 3, "list": ["a b", "c"]}
+    assert encode_form(odd) == urlencode(list(odd.items()), doseq=True).encode("utf-8")
