@@ -227,14 +227,15 @@ def run(
     application = _open(now, daemon_lock=True)
     application.dispatcher  # noqa: B018 - bad templates or provider options fail at start-up
     application.templates  # noqa: B018
-    from tracker.daemon import run_daemon, run_once  # noqa: PLC0415
+    from tracker.daemon import run_daemon, run_once, startup_heap_frozen  # noqa: PLC0415
 
     try:
-        if once:
-            code, summary = run_once(application)
-            typer.echo(summary)
-        else:
-            code = run_daemon(application)
+        with startup_heap_frozen():
+            if once:
+                code, summary = run_once(application)
+                typer.echo(summary)
+            else:
+                code = run_daemon(application)
     finally:
         if _state.lock is not None:
             _state.lock.release()
