@@ -39,15 +39,15 @@ _log = structlog.get_logger("tracker.dispatch")
 _SIGN = re.compile(r"^【[^】]*】")
 
 _SENT_SINCE = (
-    select(func.count())
-    .select_from(notices)
+    select(notices.c.buyer_id, func.count())
     .where(
         and_(
-            notices.c.buyer_id == bindparam("p_buyer"),
+            notices.c.buyer_id.in_(bindparam("p_buyers", expanding=True)),
             notices.c.status == "sent",
             notices.c.sent_at >= bindparam("p_since", type_=notices.c.sent_at.type),
         )
     )
+    .group_by(notices.c.buyer_id)
 )
 
 
@@ -173,12 +173,13 @@ class Dispatcher:
                 .where(notices.c.id.in_(ids))
                 .order_by(notices.c.scheduled_for, notices.c.id)
             ).all()
+            sent_today = self._sent_today(uow, sorted({r.buyer_id for r in rows}), now)
             for index, row in enumerate(rows):
                 if time.monotonic() - started > self.lease.total_seconds() / 2:
                     self._release(uow, [r.id for r in rows[index:]])
                     uow.commit()
                     break
-                await self._handle_notice(uow, row, now, stats)
+                await self._handle_notice(uow, row, now, stats, sent_today)
                 uow.commit()
         return True
 
@@ -190,7 +191,12 @@ class Dispatcher:
         )
 
     async def _handle_notice(
-        self, uow: UnitOfWork, row: Any, now: datetime, stats: DispatchStats
+        self,
+        uow: UnitOfWork,
+        row: Any,
+        now: datetime,
+        stats: DispatchStats,
+        sent_today: dict[int, int],
     ) -> None:
         if row.opt_out:
             self._finish(uow, row.id, "suppressed", "buyer opted out", stats)
@@ -201,7 +207,7 @@ class Dispatcher:
         if self.quiet.is_quiet(now):
             self._defer(uow, row.id, self.quiet.next_allowed(now), "quiet hours", stats)
             return
-        if self._sent_today(uow, row.buyer_id, now) >= self.max_per_buyer_per_day:
+        if sent_today.get(row.buyer_id, 0) >= self.max_per_buyer_per_day:
             tomorrow = self._next_local_morning(now)
             self._defer(uow, row.id, tomorrow, "daily limit per buyer reached", stats)
             return
@@ -225,6 +231,8 @@ class Dispatcher:
             _log.exception("channel_crashed", channel=channel.name, notice_id=row.id)
             result = SendResult(ok=False, provider=channel.name, retryable=True, reason=repr(exc))
         self._record(uow, row, result, now, stats)
+        if result.ok:
+            sent_today[row.buyer_id] = sent_today.get(row.buyer_id, 0) + 1
 
     def _record(
         self, uow: UnitOfWork, row: Any, result: SendResult, now: datetime, stats: DispatchStats
@@ -297,12 +305,17 @@ class Dispatcher:
         stats.deferred += 1
         stats.reasons[reason] = stats.reasons.get(reason, 0) + 1
 
-    def _sent_today(self, uow: UnitOfWork, buyer_id: int, now: datetime) -> int:
+    def _sent_today(self, uow: UnitOfWork, buyer_ids: list[int], now: datetime) -> dict[int, int]:
+        """Notices sent to each buyer since local midnight, read once per batch.
+
+        The batch counts its own sends on top; sends by another worker during the batch are
+        seen from its next batch on (checking per notice would not close that race either:
+        a count and a send are never atomic together).
+        """
         local = now.astimezone(self.tz)
         start = datetime.combine(local.date(), datetime.min.time(), tzinfo=self.tz)
-        return int(
-            uow.conn.execute(_SENT_SINCE, {"p_buyer": buyer_id, "p_since": start}).scalar_one()
-        )
+        rows = uow.conn.execute(_SENT_SINCE, {"p_buyers": buyer_ids, "p_since": start})
+        return {buyer_id: int(count) for buyer_id, count in rows}
 
     def _next_local_morning(self, now: datetime) -> datetime:
         local = now.astimezone(self.tz)
