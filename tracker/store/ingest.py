@@ -6,10 +6,12 @@ an SQL guard so nothing moves it back from delivered or returned, and the claim 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -61,31 +63,36 @@ def save_results(
         return []
     db = _Driver(conn, now)
     good = [(c, r, dedupe_keys(r.events)) for c, r in pairs if r.error is None]
-    inserted = _insert_new_events(db, good)
+    new_events = _new_event_rows(db, good)
     problems = [p for c, r, keys in good if (p := _provider_problem(c.id, r, keys)) is not None]
-    if problems:
-        conn.execute(_MARK_PROBLEM, problems)
-
-    outcomes: list[IngestOutcome] = []
-    good_rows: list[tuple[Any, ...]] = []
-    error_rows: list[tuple[Any, ...]] = []
-    for claimed, result in pairs:
-        if result.error is not None:
-            error_rows.append(_error_row(db, claimed, result))
-            outcomes.append(
-                IngestOutcome(claimed.id, claimed.order_pk, 0, claimed.status, ok=False)
-            )
-            continue
-        status = merged_status(claimed.status, result)
-        good_rows.append(_good_row(db, claimed, result, status))
-        outcomes.append(
-            IngestOutcome(claimed.id, claimed.order_pk, inserted[claimed.id], status, ok=True)
-        )
-    if good_rows:
-        db.update(_SAVE_GOOD[release_claim], good_rows)
-    if error_rows:
-        db.update(_SAVE_ERROR[release_claim], error_rows)
-    return outcomes
+    # PostgreSQL: the writes below go out as one pipeline (they need no answer from each
+    # other); the insert runs on the server while the parcel rows are built here
+    with db.pipeline():
+        fetch_inserted = db.insert_events(new_events)
+        if problems:
+            db.mark_problems(problems)
+        statuses: list[Status | None] = []
+        good_rows: list[tuple[Any, ...]] = []
+        error_rows: list[tuple[Any, ...]] = []
+        for claimed, result in pairs:
+            if result.error is not None:
+                error_rows.append(_error_row(db, claimed, result))
+                statuses.append(None)
+                continue
+            status = merged_status(claimed.status, result)
+            good_rows.append(_good_row(db, claimed, result, status))
+            statuses.append(status)
+        if good_rows:
+            db.update(_SAVE_GOOD[release_claim], good_rows)
+        if error_rows:
+            db.update(_SAVE_ERROR[release_claim], error_rows)
+    inserted = Counter(fetch_inserted())
+    return [
+        IngestOutcome(claimed.id, claimed.order_pk, 0, claimed.status, ok=False)
+        if status is None
+        else IngestOutcome(claimed.id, claimed.order_pk, inserted[claimed.id], status, ok=True)
+        for (claimed, _), status in zip(pairs, statuses, strict=True)
+    ]
 
 
 class _Driver:
@@ -138,16 +145,38 @@ class _Driver:
                 keys.add(key)
         return stored
 
-    def insert_events(self, rows: list[tuple[Any, ...]]) -> list[int]:
-        """Insert scan rows (duplicates skipped); the shipment id of each row inserted."""
+    def pipeline(self) -> AbstractContextManager[Any]:
+        """PostgreSQL: statements sent inside run without waiting for each other's answers.
+
+        Results (and errors) arrive when the block ends; SQLite runs each at once.
+        """
+        if self.lite:
+            return contextlib.nullcontext()
+        self.pg_cursor().close()  # opens the transaction before the pipeline starts
+        driver: Any = self.conn.connection.driver_connection
+        pipeline: AbstractContextManager[Any] = driver.pipeline()
+        return pipeline
+
+    def insert_events(self, rows: list[tuple[Any, ...]]) -> Callable[[], list[int]]:
+        """Insert scan rows (duplicates skipped); gives the shipment id of each row inserted.
+
+        The ids are read by calling the returned function (after :meth:`pipeline` ends).
+        """
+        if not rows:
+            return list
         if not self.lite:
             columns = {
                 name: list(values)
                 for name, values in zip(_EVENT_COLUMNS, zip(*rows, strict=True), strict=True)
             }
-            with self.pg_cursor() as cursor:
-                cursor.execute(_PG_INSERT_EVENTS, columns, binary=True)
-                return [row[0] for row in cursor.fetchall()]
+            cursor = self.pg_cursor()
+            cursor.execute(_PG_INSERT_EVENTS, columns, binary=True)
+
+            def fetch() -> list[int]:
+                with cursor:
+                    return [row[0] for row in cursor.fetchall()]
+
+            return fetch
         # one multi-row statement per chunk; chunk sizes are powers of two so a handful of
         # statement texts serve every batch (SQLite caches the prepared statements)
         inserted: list[int] = []
@@ -158,7 +187,15 @@ class _Driver:
             result = self.conn.exec_driver_sql(_sqlite_insert_events(size), tuple(flat))
             inserted += result.scalars()
             start += size
-        return inserted
+        return lambda: inserted
+
+    def mark_problems(self, problems: list[dict[str, Any]]) -> None:
+        """Put parcel-level provider problems on the scans :func:`_provider_problem` names."""
+        if self.lite:
+            self.conn.execute(_MARK_PROBLEM, problems)
+            return
+        with self.pg_cursor() as cursor:
+            cursor.executemany(_PG_MARK_PROBLEM, problems)
 
     def update(self, statement: tuple[str, str], rows: list[tuple[Any, ...]]) -> None:
         """Run an UPDATE per row (SQLite) or over the arrays of all rows (PostgreSQL)."""
@@ -246,19 +283,18 @@ def _provider_problem(
     return {"p_id": shipment_id, "p_key": keys[newest], "p_problem": result.problem.value}
 
 
-def _insert_new_events(
+def _new_event_rows(
     db: _Driver, good: Sequence[tuple[ClaimedShipment, TrackingResult, list[str]]]
-) -> Counter[int]:
-    """Insert the scans not stored yet; returns how many were new per shipment.
+) -> list[tuple[Any, ...]]:
+    """The rows of the scans not stored yet, for :meth:`_Driver.insert_events`.
 
     Providers answer with the whole history every time, so most scans are already stored:
     their keys are read first (one indexed query for the batch) and only the rest is
     inserted. ON CONFLICT still skips a scan a concurrent push stored meanwhile.
     """
     ids = [c.id for c, r, _ in good if r.events]
-    inserted: Counter[int] = Counter()
     if not ids:
-        return inserted
+        return []
     stored = db.stored_keys(ids)
     rows: list[tuple[Any, ...]] = []
     ts, now = db.ts, db.now
@@ -289,12 +325,10 @@ def _insert_new_events(
                     now,
                 )
             )
-    if rows:
-        inserted.update(db.insert_events(rows))
-    return inserted
+    return rows
 
 
-#: column -> PostgreSQL array type, in the order of the rows :func:`_insert_new_events` makes
+#: column -> PostgreSQL array type, in the order of the rows :func:`_new_event_rows` makes
 _EVENT_COLUMNS: dict[str, str] = {
     "shipment_id": "bigint",
     "time": "timestamptz",
@@ -341,6 +375,10 @@ _SQLITE_STORED_KEYS = (
 )
 _PG_STORED_KEYS = f"SELECT shipment_id, dedupe_key FROM {_EVENTS} WHERE shipment_id = ANY(%b)"
 
+_PG_MARK_PROBLEM = (
+    f"UPDATE {_EVENTS} SET problem = %(p_problem)s "
+    "WHERE shipment_id = %(p_id)s AND dedupe_key = %(p_key)s AND problem IS NULL"
+)
 _MARK_PROBLEM = (
     update(tracking_events)
     .where(
