@@ -47,6 +47,9 @@ JsonBody = bytes | str | Mapping[str, Any]
 #: How much of a body an error keeps by default.
 EXCERPT_CHARS = 200
 
+# json.loads(text) without its per-call type checks: the same decoder, the same errors
+_decode_json = json.JSONDecoder().decode
+
 
 @dataclass(frozen=True, slots=True)
 class ApiRequest:
@@ -62,11 +65,17 @@ def decode_body(body: bytes | str) -> str:
     """Text of a body: UTF-8 (BOM dropped), else GB18030 (a superset of GBK)."""
     if isinstance(body, str):
         return body.lstrip("\ufeff")
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return body.decode(encoding)
-        except UnicodeDecodeError:
-            continue
+    # as "utf-8-sig" decodes (one leading BOM dropped), without its Python-level codec
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return text[1:] if text.startswith("\ufeff") else text
+    try:
+        return body.decode("gb18030")
+    except UnicodeDecodeError:
+        pass
     return body.decode("utf-8", errors="replace")  # pragma: no cover - gb18030 decodes nearly all
 
 
@@ -75,7 +84,7 @@ def load_object(text: str) -> tuple[Mapping[str, Any] | None, str]:
     if not text.strip():
         return None, "empty body"
     try:
-        data = json.loads(text)
+        data = _decode_json(text)
     except ValueError:
         html = text.lstrip().startswith("<")
         return None, "HTML page instead of JSON" if html else "invalid or truncated JSON"

@@ -45,11 +45,16 @@ def place(location: Location | None) -> str | None:
     """``广东省深圳市南山区`` for Kuaidi100's ``from``/``to`` hints, or ``None``."""
     if location is None:
         return None
-    parts: list[str] = []
-    for part in (location.province, location.city, location.district):
-        if part and (not parts or parts[-1] != part):  # 上海市上海市 -> 上海市
-            parts.append(part)
-    return "".join(parts) or None
+    # each part unless it repeats the last one kept: 上海市上海市 -> 上海市
+    out = last = location.province or ""
+    city = location.city
+    if city and city != last:
+        out += city
+        last = city
+    district = location.district
+    if district and district != last:
+        out += district
+    return out or None
 
 
 class Kuaidi100Source(HttpSource):

@@ -26,6 +26,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from carriers.chinatime import CHINA_TZ, parse_china_time
@@ -34,6 +35,7 @@ from carriers.kuaidi100.codes import (
     CALLBACK_ABORT_LOST,
     CALLBACK_ABORT_NO_RECORD,
     RETURN_CODES,
+    STATES,
     Code,
     canonical_courier,
     family,
@@ -48,6 +50,7 @@ from carriers.model import (
     TrackingError,
     TrackingEvent,
     TrackingResult,
+    frozen_builder,
 )
 from carriers.payload import decode_body, load_object
 
@@ -56,6 +59,13 @@ __all__ = ["CHINA_TZ", "decode_body", "parse_callback", "parse_china_time", "par
 _EXCERPT = 300
 _NO_RESULT = "500"
 _TERMINAL_FAMILIES = frozenset({"3", "4"})
+
+# positional constructors for the objects built per answer and per scan (see
+# frozen_builder); every event time comes from parse_china_time, aware in Asia/Shanghai,
+# which is all TrackingEvent.__post_init__ checks
+_event = frozen_builder(TrackingEvent, skip_post_init=True)
+_result = frozen_builder(TrackingResult)
+_by_time = itemgetter(0)
 
 
 def _str(value: object) -> str:
@@ -110,31 +120,39 @@ def _event_code(item: Mapping[str, Any]) -> tuple[str, Code | None]:
 
 def _events(items: object) -> tuple[tuple[TrackingEvent, ...], int]:
     """Scans oldest first, and how many were dropped for an unreadable time."""
-    if not isinstance(items, Sequence) or isinstance(items, str):
+    # JSON gives lists and dicts: the exact type checks skip the ABCs' slower ones
+    if type(items) is not list and (not isinstance(items, Sequence) or isinstance(items, str)):
         return (), 0
     timed: list[tuple[datetime, Mapping[str, Any]]] = []
     dropped = 0
     for item in items:
         when = None
-        if type(item) is dict or isinstance(item, Mapping):  # JSON gives dicts: skip the ABC
+        if type(item) is dict or isinstance(item, Mapping):
             when = parse_china_time(item.get("ftime")) or parse_china_time(item.get("time"))
         if when is None:
             dropped += 1
             continue
         timed.append((when, item))
-    if len(timed) > 1 and timed[0][0] >= timed[-1][0]:
-        timed.reverse()  # documented default is newest first; ties keep the provider's order
-    timed.sort(key=lambda pair: pair[0])
+    if len(timed) > 1:
+        if timed[0][0] >= timed[-1][0]:
+            timed.reverse()  # documented default is newest first; ties keep the provider's order
+        timed.sort(key=_by_time)
     events: list[TrackingEvent] = []
     previous = Status.PENDING
+    unknown = Status.UNKNOWN
     for when, item in timed:
         raw, meaning = _event_code(item)
-        status = Status.UNKNOWN if meaning is None else (meaning.status or previous)
         text = _str(item.get("context"))
-        area = _area_location(_str(item.get("areaName")))
+        area_name = item.get("areaName")
+        # _area_location strips every part itself: a text needs no _str first
+        area = _area_location(area_name if type(area_name) is str else _str(area_name))
         location = area if area is not None else parse_location(text)
-        problem = meaning.problem if meaning else None
-        events.append(TrackingEvent(when, status, raw, text, location, problem))
+        if meaning is None:
+            status: Status = unknown
+            events.append(_event(when, unknown, raw, text, location, None))
+        else:
+            status = meaning.status or previous
+            events.append(_event(when, status, raw, text, location, meaning.problem))
         previous = status
     return tuple(events), dropped
 
@@ -149,7 +167,7 @@ def _code_of(event: TrackingEvent) -> str:
 def _route(info: object) -> dict[str, str]:
     """``routeInfo`` {from, cur, to: {number, name}} as ``extra`` entries."""
     out: dict[str, str] = {}
-    if isinstance(info, Mapping):
+    if info is not None and isinstance(info, Mapping):  # usually absent: skip the ABC check
         for key in ("from", "cur", "to"):
             place = info.get(key)
             if isinstance(place, Mapping) and _str(place.get("name")):
@@ -163,7 +181,8 @@ def _tracking(
     """The result for one tracking body (a query answer or a push's ``lastResult``)."""
     events, dropped = _events(data.get("data"))
     state = _str(data.get("state"))
-    meaning: Code | None = lookup(state) if state else None
+    meaning: Code | None = STATES.get(state) if state else None  # lookup() of a stripped code
+    state_family = family(state)
     newest = events[-1] if events else None
     newest_code = _code_of(newest) if newest else ""
     fallback = newest.status if newest else Status.PENDING
@@ -171,7 +190,7 @@ def _tracking(
     if meaning is None:
         status = fallback if (newest or not state) else Status.UNKNOWN
         problem = newest.problem if newest else None
-    elif newest is None and family(state) == "0":
+    elif newest is None and state_family == "0":
         status = Status.PENDING  # state defaults to 0 在途: with no scan it says nothing
     elif newest and newest_code != state and family(newest_code) == state:
         status, problem = newest.status, newest.problem  # the scan's sub-state is finer
@@ -179,35 +198,42 @@ def _tracking(
         status = meaning.status or fallback
         if problem in (None, Problem.OTHER) and newest is not None and newest.problem:
             problem = newest.problem
-    terminal = bool(state) and family(state) in _TERMINAL_FAMILIES
-    finished = _str(data.get("ischeck")) == "1" or terminal
+    ischeck = _str(data.get("ischeck"))
+    finished = ischeck == "1" or state_family in _TERMINAL_FAMILIES  # family("") is ""
     com = _str(data.get("com"))
     corrected = canonical_courier(com) if com else None
     if corrected == courier:
         corrected = None
-    extra = {
-        k: v
-        for k, v in {
-            "state": state,
-            "ischeck": _str(data.get("ischeck")),
-            "condition": _str(data.get("condition")),
-            "com": com,
-            "nu": _str(data.get("nu")),
-            "dropped_events": str(dropped) if dropped else "",
-            **_route(data.get("routeInfo")),
-        }.items()
-        if v
-    }
-    return TrackingResult(
-        courier=courier,
-        tracking_number=tracking_number,
-        source=source,
-        status=status,
-        events=events,
-        courier_corrected=corrected,
-        finished=finished,
-        problem=problem,
-        extra=extra,
+    extra: dict[str, str] = {}
+    for key, value in (
+        ("state", state),
+        ("ischeck", ischeck),
+        ("condition", _str(data.get("condition"))),
+        ("com", com),
+        ("nu", _str(data.get("nu"))),
+        ("dropped_events", str(dropped) if dropped else ""),
+    ):
+        if value:
+            extra[key] = value
+    route = data.get("routeInfo")
+    if route is not None:
+        for key, value in _route(route).items():
+            if value:
+                extra[key] = value
+    # field order: courier, tracking_number, source, status, events, weight_kg, error,
+    # courier_corrected, finished, problem, extra
+    return _result(
+        courier,
+        tracking_number,
+        source,
+        status,
+        events,
+        None,
+        None,
+        corrected,
+        finished,
+        problem,
+        extra,
     )
 
 
@@ -254,13 +280,16 @@ def parse_query(
 ) -> TrackingResult:
     """Parse a ``poll/query.do`` answer for ``courier`` (canonical) / ``tracking_number``."""
     text = decode_body(body)
-    base = TrackingResult(courier=courier, tracking_number=tracking_number, source=source)
     data, why = load_object(text)
     if data is None:
+        base = TrackingResult(courier=courier, tracking_number=tracking_number, source=source)
         error = _http_error(http_status, text) if http_status is not None else None
         error = error or _error(ErrorKind.BAD_RESPONSE, why, text, retryable=True)
         return replace(base, error=error)
     tracking_body = "data" in data or "state" in data
+    if tracking_body and "returnCode" not in data:  # the usual answer: straight to its body
+        return _tracking(data, courier=courier, tracking_number=tracking_number, source=source)
+    base = TrackingResult(courier=courier, tracking_number=tracking_number, source=source)
     if "returnCode" in data and (data.get("result") in (False, "false") or not tracking_body):
         return _failure(data, text, base)
     if not tracking_body:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+from json.encoder import encode_basestring
 
 from carriers.kuaidi100.codes import com_code
 
@@ -30,8 +30,13 @@ __all__ = [
 #: arrival forecast but then needs a full ``to`` address; we do not need it.
 RESULT_V2 = "4"
 
-# json.dumps with options builds a new encoder per call; this one gives the same text
-_PARAM_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# The param is written as json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# writes a dict of these keys in this order: each string through encode_basestring (the
+# function that encoder quotes with), joined by the fixed keys. The encoder walks the dict
+# in Python-facing C at several µs per request; the text is the same, byte for byte.
+_TAIL = f',"resultv2":"{RESULT_V2}","show":"0","order":"desc"}}'
+# '{"com":"yuantong","num":' per company code: the same for every parcel of a courier
+_HEADS: dict[str, str] = {}
 
 
 def md5_upper(text: str) -> str:
@@ -59,18 +64,20 @@ def query_param(
     ``courier_code`` is a canonical code (``"yto"``); :class:`ValueError` when Kuaidi100
     has no code for it (callers check :func:`carriers.kuaidi100.codes.com_code` first).
     """
-    com = com_code(courier_code)
-    if com is None:
-        raise ValueError(f"no Kuaidi100 company code for courier {courier_code!r}")
-    body: dict[str, str] = {"com": com, "num": number.strip()}
+    head = _HEADS.get(courier_code)
+    if head is None:
+        com = com_code(courier_code)
+        if com is None:
+            raise ValueError(f"no Kuaidi100 company code for courier {courier_code!r}")
+        head = _HEADS[courier_code] = f'{{"com":{encode_basestring(com)},"num":'
+    param = head + encode_basestring(number.strip())
     if phone and (digits := _phone_digits(phone)):
-        body["phone"] = digits
+        param += ',"phone":' + encode_basestring(digits)
     if from_city:
-        body["from"] = from_city
+        param += ',"from":' + encode_basestring(from_city)
     if to_city:
-        body["to"] = to_city
-    body.update({"resultv2": RESULT_V2, "show": "0", "order": "desc"})
-    return _PARAM_JSON.encode(body)
+        param += ',"to":' + encode_basestring(to_city)
+    return param + _TAIL
 
 
 def query_form(

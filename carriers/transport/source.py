@@ -238,16 +238,24 @@ class HttpSource:
         self, query: TrackingQuery, path: str, form: Mapping[str, str], parse: QueryParser
     ) -> TrackingResult:
         """POST ``form`` to ``path`` and ``parse`` the answer as the result for ``query``."""
-        reply = await self.post_form(path, form)
+        client = self._lease.get()
+        request = form_request(client, self._url(path), form, self._timeout_ext)
+        reply = await self._send_request(client, request)  # as post_form, one await less
         if reply.error is not None:
             return self.failed(query, reply.error)
+        status = reply.status
         result = parse(
             reply.body,
             courier=query.courier,
             tracking_number=query.tracking_number,
             source=self.name,
-            http_status=reply.status,
+            http_status=status,
         )
+        if result.error is None and reply.retry_after_s is None:
+            # what checked() does for one good result, without its lists
+            if status is not None and 200 <= status < 300:
+                self.guard.circuit.succeeded()
+            return result
         return self.checked([result], reply)[0]
 
     @staticmethod

@@ -84,6 +84,24 @@ def test_query_param_carries_resultv2_4_and_hints() -> None:
     assert "广东" in query_param("sf", "SF1", from_city="广东省")  # UTF-8 kept, not \\u escaped
 
 
+def test_query_param_is_the_json_encoders_text_for_awkward_values() -> None:
+    """Quotes, backslashes, control and non-ASCII characters: the stdlib encoder's exact text."""
+    encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+    odd = ['a"b', "c\\d", "e\nf\x00\x1f", "广东省\u2028", "😀 \t", "\ud800", ""]
+    for number in odd:
+        for place in (None, *odd):
+            for phone in (None, "138-1234", "13800138000"):
+                body = {"com": "yuantong", "num": number.strip()}
+                if phone:
+                    body["phone"] = phone.rsplit("-", 1)[-1]
+                if place:
+                    body["from"] = place
+                    body["to"] = place + "市"
+                body.update({"resultv2": "4", "show": "0", "order": "desc"})
+                to_place = place + "市" if place else None
+                assert query_param("yto", number, phone, place, to_place) == encoder.encode(body)
+
+
 def test_query_param_virtual_phone_keeps_tail_after_dash() -> None:
     """An e-commerce virtual number 138...-1234 is sent as its tail 1234."""
     assert json.loads(query_param("zto", "ZT1", phone="13800138000-1234"))["phone"] == "1234"

@@ -36,6 +36,12 @@ def test_decode_body_reads_utf8_and_drops_the_bom() -> None:
     assert decode_body("\ufeff" + CHINESE) == CHINESE
 
 
+def test_decode_body_drops_one_bom_from_bytes_as_utf8_sig_does() -> None:
+    """Bytes lose one leading BOM only, exactly as the ``utf-8-sig`` codec decodes them."""
+    for raw in (b"", b"\xef\xbb\xbf", b"\xef\xbb\xbf\xef\xbb\xbf{}", b"{}\xef\xbb\xbf", b"x"):
+        assert decode_body(raw) == raw.decode("utf-8-sig")
+
+
 def test_decode_body_falls_back_to_gbk() -> None:
     """GBK bytes (not valid UTF-8) decode through GB18030 to the same text."""
     raw = CHINESE.encode("gbk")
