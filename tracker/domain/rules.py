@@ -131,7 +131,12 @@ def _detection(check: Check, kind: ExceptionKind) -> Detection | None:
                 hits.append(hit)
     if not hits:
         return None
-    best = min(hits, key=lambda h: (-h.severity.rank, h.since))
+    return _chosen(kind, hits)
+
+
+def _chosen(kind: ExceptionKind, hits: list[Hit]) -> Detection:
+    """The detection for ``kind`` from its hits (at least one): most severe, then oldest."""
+    best = min(hits, key=_hit_order) if len(hits) > 1 else hits[0]
     evidence = dict(best.evidence)
     others = [h for h in hits if h is not best and h.parcel is not None]
     if others:
@@ -159,10 +164,49 @@ def _detection(check: Check, kind: ExceptionKind) -> Detection | None:
     )
 
 
+def _hit_order(hit: Hit) -> tuple[int, datetime]:
+    """Sort key choosing among hits of one kind: most severe first, then the oldest."""
+    return -hit.severity.rank, hit.since
+
+
+# (kind, order-level rule, parcel rule) in enum order, read once per order by _detect_all
+_RULE_TABLE: tuple[
+    tuple[ExceptionKind, Callable[[Check], Hit | None] | None, ParcelRule | None], ...
+] = tuple((kind, _ORDER_RULES.get(kind), PARCEL_RULES.get(kind)) for kind in _KINDS)
+
+
+def _detect_all(check: Check) -> list[Detection]:
+    """Every kind's detection for the order, as ``_detection`` per kind would give them.
+
+    One loop over a table instead of a call per kind: most orders fire nothing, so the
+    per-kind bookkeeping around the rules was a good part of their cost.
+    """
+    found: list[Detection] = []
+    parcels = check.parcels
+    for kind, order_rule, parcel_rule in _RULE_TABLE:
+        hits: list[Hit] | None = None
+        if order_rule is not None and (hit := order_rule(check)) is not None:
+            hits = [hit]
+        if parcel_rule is not None:
+            for parcel in parcels:
+                memo = parcel.memo  # shared with Check.hit: precedence checks filled some
+                if kind in memo:
+                    hit = memo[kind]
+                else:
+                    hit = memo[kind] = parcel_rule(check, parcel)
+                if hit is not None:
+                    if hits is None:
+                        hits = [hit]
+                    else:
+                        hits.append(hit)
+        if hits is not None:
+            found.append(_chosen(kind, hits))
+    return found
+
+
 def detect(order: OrderFacts, policy: Policy, now: datetime) -> list[Detection]:
     """Every kind firing for ``order`` at ``now``, at most one detection per kind."""
-    check = _check(order, policy, now)
-    return [d for kind in _KINDS if (d := _detection(check, kind)) is not None]
+    return _detect_all(_check(order, policy, now))
 
 
 def detect_and_schedule(
@@ -170,7 +214,7 @@ def detect_and_schedule(
 ) -> tuple[list[Detection], datetime | None]:
     """:func:`detect` and :func:`next_check_at` from one evaluation of the order."""
     check = _check(order, policy, now)
-    found = [d for kind in _KINDS if (d := _detection(check, kind)) is not None]
+    found = _detect_all(check)
     return found, next_check(check)
 
 

@@ -15,14 +15,39 @@ from functools import lru_cache
 from typing import Any
 
 from carriers.geo import canonical_city, canonical_province
-from carriers.model import Location, Status, TrackingEvent
+from carriers.model import Location, Problem, Status, TrackingEvent
 from tracker.domain.model import ExceptionKind, OrderFacts, Severity, ShipmentFacts
 from tracker.domain.policy import Policy, Thresholds
 
-__all__ = ["GOING_BACK", "Check", "Hit", "Parcel", "ParcelRule", "city_of", "place", "province_of"]
+__all__ = [
+    "FOUND_AGAIN",
+    "GOING_BACK",
+    "Check",
+    "Hit",
+    "Parcel",
+    "ParcelRule",
+    "city_of",
+    "place",
+    "province_of",
+]
 
 #: Statuses of a parcel on its way back to the sender.
 GOING_BACK = frozenset({Status.RETURNING, Status.RETURNED})
+_PENDING = Status.PENDING
+_DELIVERED = Status.DELIVERED
+_LOST = Problem.LOST
+#: Statuses of a later problem-free scan that prove a parcel reported lost was found.
+FOUND_AGAIN = frozenset(
+    {
+        Status.PICKED_UP,
+        Status.IN_TRANSIT,
+        Status.OUT_FOR_DELIVERY,
+        Status.READY_FOR_PICKUP,
+        Status.DELIVERED,
+        Status.RETURNING,
+        Status.RETURNED,
+    }
+)
 
 
 @lru_cache(maxsize=8192)
@@ -60,6 +85,7 @@ class Parcel:
         "first_scan",
         "last_event",
         "last_scan",
+        "lost_report",
         "memo",
         "newest_problem",
         "scans",
@@ -70,14 +96,36 @@ class Parcel:
 
     def __init__(self, shipment: ShipmentFacts, order: OrderFacts, policy: Policy) -> None:
         self.shipment = shipment
-        self.events = shipment.events
+        events = self.events = shipment.events
+        # one pass over the events instead of a generator per fact (built for every order)
+        newest_problem = lost_report = None
+        pending = delivery_scan = False
+        for event in events:
+            status = event.status
+            if status is _PENDING:
+                pending = True
+            elif status is _DELIVERED:
+                delivery_scan = True
+            problem = event.problem
+            if problem:
+                newest_problem = event
+                if problem is _LOST:
+                    lost_report = event
+            elif lost_report is not None and problem is None and status in FOUND_AGAIN:
+                lost_report = None  # a later problem-free scan shows the parcel moving
         # a pending event is a label being printed, not a scan of the parcel
-        self.scans = tuple(e for e in self.events if e.status is not Status.PENDING)
-        self.first_scan = self.scans[0] if self.scans else None
-        self.last_scan = self.scans[-1] if self.scans else None
-        self.last_event = self.events[-1] if self.events else None
-        self.newest_problem = next((e for e in reversed(self.events) if e.problem), None)
-        self.status = _effective_status(shipment, self.scans)
+        if pending or type(events) is not tuple:
+            scans = tuple(e for e in events if e.status is not _PENDING)
+        else:
+            scans = events
+        self.scans = scans
+        self.first_scan = scans[0] if scans else None
+        self.last_scan = scans[-1] if scans else None
+        self.last_event = events[-1] if events else None
+        self.newest_problem = newest_problem
+        #: the newest LOST event, unless a later problem-free scan shows the parcel moving
+        self.lost_report: TrackingEvent | None = lost_report
+        self.status = _effective_status(shipment, scans, delivery_scan)
         #: True once any delivery is known: a parcel never regresses from delivered (read
         #: by most rules, so stored rather than a property)
         self.delivered = self.status is Status.DELIVERED
@@ -89,9 +137,14 @@ class Parcel:
         self.clocks: dict[str, Any] = {}
 
 
-def _effective_status(shipment: ShipmentFacts, scans: tuple[TrackingEvent, ...]) -> Status:
-    """The stored status, except that a delivery scan always wins and scans beat a blank."""
-    if shipment.status is Status.DELIVERED or any(e.status is Status.DELIVERED for e in scans):
+def _effective_status(
+    shipment: ShipmentFacts, scans: tuple[TrackingEvent, ...], delivery_scan: bool
+) -> Status:
+    """The stored status, except that a delivery scan always wins and scans beat a blank.
+
+    ``delivery_scan`` says whether one of ``scans`` is a delivery (the caller looked).
+    """
+    if shipment.status is Status.DELIVERED or delivery_scan:
         return Status.DELIVERED
     if shipment.status in (Status.UNKNOWN, Status.PENDING) and scans:
         return scans[-1].status
@@ -99,6 +152,10 @@ def _effective_status(shipment: ShipmentFacts, scans: tuple[TrackingEvent, ...])
 
 
 ParcelRule = Callable[["Check", Parcel], Hit | None]
+
+# (now, timezone, now in it) of the last check: a batch checks every order at one instant,
+# so the conversion (and the awareness test) is done once per batch, not once per order
+_LAST_NOW: list[tuple[Any, Any, Any]] = [(None, None, None)]
 
 
 class Check:
@@ -111,11 +168,16 @@ class Check:
         now: datetime,
         parcel_rules: Mapping[ExceptionKind, ParcelRule],
     ) -> None:
-        if now.tzinfo is None or now.utcoffset() is None:
-            raise ValueError(f"now must be timezone-aware: {now!r}")
         self.order = order
         self.policy = policy
-        self.now = now.astimezone(policy.timezone)
+        tz = policy.timezone
+        seen, seen_tz, local = _LAST_NOW[0]
+        if now is not seen or tz is not seen_tz:
+            if now.tzinfo is None or now.utcoffset() is None:
+                raise ValueError(f"now must be timezone-aware: {now!r}")
+            local = now.astimezone(tz)
+            _LAST_NOW[0] = (now, tz, local)
+        self.now: datetime = local
         self.parcels = tuple(Parcel(s, order, policy) for s in order.shipments)
         self.destination_province = province_of(order.destination.province)
         self.destination_city = city_of(order.destination.city, self.destination_province)

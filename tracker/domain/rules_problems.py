@@ -54,7 +54,12 @@ def wrong_region(check: Check, parcel: Parcel) -> Hit | None:
     since: datetime | None = None
     severity = Severity.MEDIUM
     active = not parcel.delivered and parcel.status not in GOING_BACK
-    misrouted = next((e for e in reversed(parcel.events) if e.problem in _MISROUTED), None)
+    # most parcels carry no problem at all (newest_problem is None): nothing to search
+    misrouted = (
+        next((e for e in reversed(parcel.events) if e.problem in _MISROUTED), None)
+        if parcel.newest_problem is not None
+        else None
+    )
     if active and misrouted is not None:
         triggers.append(str(misrouted.problem))
         evidence["problem_scan"] = check.event_evidence(misrouted)
@@ -193,7 +198,11 @@ def returned(check: Check, parcel: Parcel) -> Hit | None:
     """Refused by the buyer, returning or returned to the sender (until re-delivered)."""
     if parcel.delivered:
         return None
-    refused = next((e for e in parcel.events if e.problem is Problem.REFUSED), None)
+    refused = (
+        next((e for e in parcel.events if e.problem is Problem.REFUSED), None)
+        if parcel.newest_problem is not None
+        else None
+    )
     if parcel.status not in GOING_BACK and refused is None:
         return None
     if parcel.status is Status.RETURNED:
@@ -229,7 +238,11 @@ def carrier_exception(check: Check, parcel: Parcel) -> Hit | None:
     none of lost, returned, delivery_failed, wrong_region, overdue or stalled may fire
     for the same parcel.
     """
-    damaged = next((e for e in reversed(parcel.events) if e.problem is Problem.DAMAGED), None)
+    damaged = (
+        next((e for e in reversed(parcel.events) if e.problem is Problem.DAMAGED), None)
+        if parcel.newest_problem is not None
+        else None
+    )
     if damaged is not None:
         return _carrier_hit(check, parcel, "damaged", damaged, Severity.HIGH)
     if parcel.delivered:

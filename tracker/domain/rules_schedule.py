@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -72,60 +72,58 @@ def next_check(check: Check) -> datetime | None:
     ``None`` means no deadline lies ahead: only new facts can change the verdict.
     """
     now = check.now
-    best: datetime | None = None
-
-    def consider(moment: datetime) -> bool:
-        """Keep ``moment`` if it is the earliest future one yet; True if it is in the future."""
-        nonlocal best
-        if moment <= now:
-            return False
-        if best is None or moment < best:
-            best = moment
-        return True
-
+    # candidate moments in the order they are found; the earliest future one wins (the
+    # first of equals, as a running minimum would keep it). A list, not a closure per order.
+    moments: list[datetime] = []
+    add = moments.append
     order = check.order
     if not order.shipments:
         ship_by = order_ship_deadline(check)
-        consider(ship_by + _TICK)
-        consider(ship_by + LATE_HIGH_AFTER)
+        add(ship_by + _TICK)
+        add(ship_by + LATE_HIGH_AFTER)
     if order.paid_at > now:
-        _future(consider, order.paid_at)
+        add(order.paid_at)
+        add(order.paid_at + _TICK)
     for parcel in check.parcels:
         shipped_at = parcel.shipment.shipped_at
         if shipped_at is not None and shipped_at > now:
-            _future(consider, shipped_at)
+            add(shipped_at)
+            add(shipped_at + _TICK)
         last = parcel.last_event
         if last is not None and last.time > now:
+            # a fact dated after now: hits started "now" are ordered against it, both sides
             for event in parcel.events:
-                _future(consider, event.time)
+                add(event.time)
+                add(event.time + _TICK)
         if parcel.delivered:
             continue
         pickup = pickup_clock(check, parcel)
         if pickup is not None:
-            consider(pickup.deadline + _TICK)
-            consider(pickup.deadline + LATE_HIGH_AFTER)
+            add(pickup.deadline + _TICK)
+            add(pickup.deadline + LATE_HIGH_AFTER)
         if standing_lost_report(parcel) is not None:
             continue  # lost (critical) for good: stalled and overdue yield to it
         lost = lost_clock(check, parcel)
         if lost is not None:
-            consider(lost.deadline + _TICK)
+            add(lost.deadline + _TICK)
         stall = stall_clock(check, parcel)
-        # twice the threshold from the same scan ends after the stall itself: it can only be
-        # the next moment once the stall has begun (spares a working-clock walk per parcel)
-        if stall is not None and not consider(stall[2].deadline + _TICK):
-            high = stall_high_clock(check, parcel)
-            if high is not None:
-                consider(high.deadline + _TICK)
+        if stall is not None:
+            stall_at = stall[2].deadline + _TICK
+            add(stall_at)
+            # twice the threshold from the same scan ends after the stall itself: it can only
+            # be the next moment once the stall has begun (spares a working-clock walk)
+            if stall_at <= now:
+                high = stall_high_clock(check, parcel)
+                if high is not None:
+                    add(high.deadline + _TICK)
         due = overdue_deadline(check, parcel)
         if due is not None:
-            consider(due[0] + _TICK)
+            add(due[0] + _TICK)
+    best: datetime | None = None
+    for moment in moments:
+        if moment > now and (best is None or moment < best):
+            best = moment
     return best
-
-
-def _future(consider: Callable[[datetime], bool], moment: datetime) -> None:
-    """A fact dated after ``now``: hits started "now" are ordered against it, both sides of it."""
-    consider(moment)
-    consider(moment + _TICK)
 
 
 def stable_evidence(evidence: Mapping[str, Any]) -> dict[str, Any]:

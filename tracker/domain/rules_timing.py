@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from carriers.model import Problem, Status, TrackingEvent
+from carriers.model import Status, TrackingEvent
 from tracker.domain import playbook as pb
 from tracker.domain.model import ExceptionKind, Severity
 from tracker.domain.policy import (
@@ -49,21 +49,30 @@ K = ExceptionKind
 _MOVING = frozenset({Status.PICKED_UP, Status.IN_TRANSIT, Status.UNKNOWN})
 _LAST_MILE = frozenset({Status.OUT_FOR_DELIVERY, Status.READY_FOR_PICKUP})
 _NOT_YET_SCANNED = frozenset({Status.PENDING, Status.UNKNOWN})
-# A later problem-free scan in one of these proves a parcel reported lost was found.
-_FOUND = frozenset(
-    {
-        Status.PICKED_UP,
-        Status.IN_TRANSIT,
-        Status.OUT_FOR_DELIVERY,
-        Status.READY_FOR_PICKUP,
-        Status.DELIVERED,
-        Status.RETURNING,
-        Status.RETURNED,
-    }
-)
 #: how late a not-shipped / not-picked-up case turns high (at exactly this lateness)
 LATE_HIGH_AFTER = timedelta(days=1)
 _MISSING = object()
+
+
+# thresholds as durations, built once per distinct value: every parcel's clocks need them
+_HOURS: dict[float, timedelta] = {}
+_DAYS: dict[float, timedelta] = {}
+
+
+def _hours(value: float) -> timedelta:
+    """``timedelta(hours=value)``, shared."""
+    found = _HOURS.get(value)
+    if found is None:
+        found = _HOURS[value] = timedelta(hours=value)
+    return found
+
+
+def _days(value: float) -> timedelta:
+    """``timedelta(days=value)``, shared."""
+    found = _DAYS.get(value)
+    if found is None:
+        found = _DAYS[value] = timedelta(days=value)
+    return found
 
 
 def _late_severity(late: timedelta) -> Severity:
@@ -119,9 +128,7 @@ def pickup_clock(check: Check, parcel: Parcel) -> Allowance | None:
         thresholds = parcel.thresholds
         shipped_at = parcel.shipment.shipped_at
         anchor = shipped_at if shipped_at is not None else order_ship_deadline(check)
-        found = paused_deadline(
-            anchor, timedelta(hours=thresholds.pickup_hours), check.policy, thresholds
-        )
+        found = paused_deadline(anchor, _hours(thresholds.pickup_hours), check.policy, thresholds)
         parcel.clocks["pickup"] = found
     return found  # type: ignore[no-any-return]
 
@@ -137,7 +144,7 @@ def lost_clock(check: Check, parcel: Parcel) -> Allowance | None:
     found = parcel.clocks.get("lost", _MISSING)
     if found is _MISSING:
         days = parcel.thresholds.lost_days
-        found = paused_deadline(last.time, timedelta(days=days), check.policy, parcel.thresholds)
+        found = paused_deadline(last.time, _days(days), check.policy, parcel.thresholds)
         parcel.clocks["lost"] = found
     return found  # type: ignore[no-any-return]
 
@@ -155,7 +162,7 @@ def stall_clock(check: Check, parcel: Parcel) -> tuple[str, float, Allowance] | 
         return None
     found = parcel.clocks.get("stall", _MISSING)
     if found is _MISSING:
-        found = paused_deadline(last.time, timedelta(hours=hours), check.policy, parcel.thresholds)
+        found = paused_deadline(last.time, _hours(hours), check.policy, parcel.thresholds)
         parcel.clocks["stall"] = found
     return key, hours, found
 
@@ -169,7 +176,7 @@ def stall_high_clock(check: Check, parcel: Parcel) -> Allowance | None:
     if found is _MISSING:
         found = paused_deadline(
             parcel.last_scan.time,
-            timedelta(hours=2 * stall[1]),
+            _hours(2 * stall[1]),
             check.policy,
             parcel.thresholds,
         )
@@ -306,14 +313,11 @@ def lost(check: Check, parcel: Parcel) -> Hit | None:
 
 
 def standing_lost_report(parcel: Parcel) -> TrackingEvent | None:
-    """The newest LOST event, unless a later problem-free scan shows the parcel moving."""
-    events = parcel.events
-    for index in range(len(events) - 1, -1, -1):
-        if events[index].problem is Problem.LOST:
-            later = events[index + 1 :]
-            found = any(e.problem is None and e.status in _FOUND for e in later)
-            return None if found else events[index]
-    return None
+    """The newest LOST event, unless a later problem-free scan shows the parcel moving.
+
+    Found while the parcel's events were read once (:class:`~.rules_context.Parcel`).
+    """
+    return parcel.lost_report
 
 
 def stalled(check: Check, parcel: Parcel) -> Hit | None:

@@ -484,4 +484,8 @@ def _changed(current: OpenTicket, values: Mapping[str, Any]) -> bool:
 
 def _evidence_text(evidence: Mapping[str, Any]) -> str:
     """Canonical JSON of the evidence without clock figures, as the store would hold it."""
-    return json.dumps(stable_evidence(evidence), sort_keys=True, ensure_ascii=False)
+    return _CANONICAL.encode(stable_evidence(evidence))
+
+
+# json.dumps(..., sort_keys=True, ensure_ascii=False) builds this encoder on every call
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False)

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from tracker.domain.model import frozen_builder
+from tracker.store.orders_repo import driver_rows
 from tracker.store.sql import insert_ignore
 from tracker.store.tables import alerts, notices, ticket_log, tickets
 from tracker.store.types import utc_from_db
@@ -85,9 +86,9 @@ def open_tickets_by_order(
     if conn.dialect.name == "postgresql":
         # a bigint[] literal: psycopg's list dumper costs more per id than the query
         ids = "{" + ",".join(map(str, pks)) + "}"
-        rows = conn.exec_driver_sql(_OPEN_TICKETS_SQL["postgresql"], {"ids": ids}).all()
+        rows = driver_rows(conn, _OPEN_TICKETS_SQL["postgresql"], {"ids": ids})
     else:
-        rows = conn.exec_driver_sql(_OPEN_TICKETS_SQL["sqlite"], (json.dumps(pks),)).all()
+        rows = driver_rows(conn, _OPEN_TICKETS_SQL["sqlite"], (json.dumps(pks),))
     for (
         ticket_id,
         order_pk,
@@ -192,6 +193,17 @@ _OPEN_MANY_PG = (
 )
 
 
+# SQLite statements built once (SQLAlchemy caches their compiled form): building the
+# construct again for every batch cost more than compiling-cache lookups save
+_OPEN_MANY_SQLITE = (
+    sqlite.insert(tickets)
+    .on_conflict_do_nothing(
+        index_elements=["order_pk", "kind"], index_where=text("status != 'resolved'")
+    )
+    .returning(tickets.c.id, tickets.c.order_pk, tickets.c.kind)
+)
+
+
 def insert_open_tickets(
     conn: Connection, rows: Sequence[dict[str, Any]], now: datetime
 ) -> dict[tuple[int, str], int]:
@@ -205,15 +217,10 @@ def insert_open_tickets(
     if conn.dialect.name == "postgresql":
         found = conn.exec_driver_sql(_OPEN_MANY_PG, {**_rows_param(rows), "now": now})
     else:
-        stmt = (
-            sqlite.insert(tickets)
-            .on_conflict_do_nothing(
-                index_elements=["order_pk", "kind"], index_where=text("status != 'resolved'")
-            )
-            .returning(tickets.c.id, tickets.c.order_pk, tickets.c.kind)
-        )
         constant = {"status": "open", "opened_at": now, "updated_at": now, "detections": 1}
-        found = conn.execute(stmt, [{**r, **constant, "reopen_blocked": False} for r in rows])
+        found = conn.execute(
+            _OPEN_MANY_SQLITE, [{**r, **constant, "reopen_blocked": False} for r in rows]
+        )
     return {(int(order_pk), kind): int(i) for i, order_pk, kind in found}
 
 
@@ -258,26 +265,38 @@ def resolve_tickets(
     if not ticket_ids:
         return []
     result = conn.execute(
-        update(tickets)
-        .where(and_(tickets.c.id.in_(list(ticket_ids)), tickets.c.status != "resolved"))
-        .values(
-            status="resolved",
-            resolved_at=now,
-            updated_at=now,
-            resolution=resolution,
-            reopen_blocked=False,
-        )
-        .returning(tickets.c.id)
+        _RESOLVE_MANY, {"r_ids": list(ticket_ids), "r_now": now, "r_resolution": resolution}
     )
     return sorted(int(i) for i in result.scalars())
+
+
+_RESOLVE_MANY = (
+    update(tickets)
+    .where(
+        and_(tickets.c.id.in_(bindparam("r_ids", expanding=True)), tickets.c.status != "resolved")
+    )
+    .values(
+        status="resolved",
+        resolved_at=bindparam("r_now", type_=tickets.c.resolved_at.type),
+        updated_at=bindparam("r_now", type_=tickets.c.updated_at.type),
+        resolution=bindparam("r_resolution", type_=tickets.c.resolution.type),
+        reopen_blocked=False,
+    )
+    .returning(tickets.c.id)
+)
 
 
 def unblock_reopens(conn: Connection, ticket_ids: Sequence[int]) -> None:
     """The conditions cleared once: these kinds may open a fresh ticket next time they fire."""
     if ticket_ids:
-        conn.execute(
-            update(tickets).where(tickets.c.id.in_(list(ticket_ids))).values(reopen_blocked=False)
-        )
+        conn.execute(_UNBLOCK_MANY, {"ids": list(ticket_ids)})
+
+
+_UNBLOCK_MANY = (
+    update(tickets)
+    .where(tickets.c.id.in_(bindparam("ids", expanding=True)))
+    .values(reopen_blocked=False)
+)
 
 
 def resolve_ticket(
@@ -365,8 +384,15 @@ def _insert_ignore_many(conn: Connection, table: Table, rows: Sequence[dict[str,
             "ON CONFLICT (idempotency_key) DO NOTHING"
         )
         return int(conn.exec_driver_sql(sql, _rows_param(rows)).rowcount)
-    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    stmt = _IGNORE_SQLITE.get(table.name)
+    if stmt is None:
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
+        _IGNORE_SQLITE[table.name] = stmt
     return int(conn.execute(stmt, list(rows)).rowcount)
+
+
+# table name -> its SQLite INSERT ... ON CONFLICT (idempotency_key) DO NOTHING, built once
+_IGNORE_SQLITE: dict[str, Any] = {}
 
 
 def add_notice(conn: Connection, values: dict[str, Any]) -> bool:
