@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
-from carriers.model import Status, TrackingEvent
+from carriers.model import Status, TrackingEvent, frozen_builder
 
 __all__ = [
     "Address",
@@ -24,32 +23,6 @@ __all__ = [
     "TicketStatus",
     "frozen_builder",
 ]
-
-_T = TypeVar("_T")
-
-
-def frozen_builder(cls: type[_T], *, skip_post_init: bool = False) -> Callable[..., _T]:
-    """A positional constructor for a frozen slots dataclass: every field, in field order.
-
-    The same object as ``cls(*values)``, built about three times faster: a frozen
-    dataclass's ``__init__`` sets each field through ``object.__setattr__``, which at
-    thousands of orders a second cost more than the detection rules. A class with a
-    ``__post_init__`` is refused unless ``skip_post_init``: the caller then promises its
-    values already pass whatever ``__post_init__`` checks.
-    """
-    if "__slots__" not in cls.__dict__ or not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
-        raise TypeError(f"{cls.__name__} is not a frozen slots dataclass")
-    if hasattr(cls, "__post_init__") and not skip_post_init:
-        raise TypeError(f"{cls.__name__} has a __post_init__ that a builder would skip")
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    scope.update({f"_set_{n}": cls.__dict__[n].__set__ for n in names})
-    body = "".join(f"    _set_{n}(o, {n})\n" for n in names)
-    # the text is made of the class's field names only, as dataclasses builds __init__
-    exec(f"def build({', '.join(names)}):\n    o = _new(_cls)\n{body}    return o\n", scope)
-    build: Callable[..., _T] = scope["build"]
-    build.__doc__ = f"``{cls.__name__}(*fields)``, positional, without the frozen guard."
-    return build
 
 
 class ExceptionKind(StrEnum):
