@@ -168,6 +168,7 @@ class App:
             lease=timedelta(seconds=poll.lease_s),
             concurrency=poll.concurrency,
             pipeline=poll.pipeline,
+            store_in_thread=self.engine.dialect.name == "postgresql",
         )
 
     @cached_property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 
 import pytest
@@ -153,3 +154,38 @@ def test_stop_ends_claiming_and_each_batch_is_reported(engine: Engine) -> None:
     )
     # two batches were in flight when the first came back; the stop held off the rest
     assert reported == [2, 2] and stats.claimed == 4 and stats.ok == 4
+
+
+@pytest.mark.parametrize("store_in_thread", [False, True])
+def test_store_thread_stores_every_batch_off_the_event_loop(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, store_in_thread: bool
+) -> None:
+    """With ``store_in_thread`` every batch is stored on one other thread, with the same result."""
+    source = SlowSource()
+    app = _app(engine, source, batch_size=2, pipeline=3)
+    _seed(app, source)
+    poller = app.poller(SourceRouter(app.build_sources()))
+    poller.store_in_thread = store_in_thread
+    original = poller._store
+    threads: set[int] = set()
+
+    def store(claimed, results, now, stats):  # type: ignore[no-untyped-def]
+        threads.add(threading.get_ident())
+        original(claimed, results, now, stats)
+
+    monkeypatch.setattr(poller, "_store", store)
+    loop_thread = threading.get_ident()
+    stats = asyncio.run(poller.run_once(NOW))
+    assert stats.ok == PARCELS and stats.new_events == PARCELS
+    assert len(threads) == 1
+    assert (loop_thread in threads) is not store_in_thread
+    with engine.connect() as conn:
+        scans = conn.execute(select(func.count()).select_from(tracking_events)).scalar_one()
+    assert scans == PARCELS
+
+
+def test_bootstrap_stores_in_a_thread_on_postgresql_only(engine: Engine) -> None:
+    """The composition root overlaps stores with requests where the driver waits on a server."""
+    app = _app(engine, SlowSource(), batch_size=2, pipeline=3)
+    poller = app.poller(SourceRouter(app.build_sources()))
+    assert poller.store_in_thread is (engine.dialect.name == "postgresql")

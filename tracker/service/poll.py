@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -105,7 +106,11 @@ class Poller:
     """Claims due parcels in batches and runs each through its source, store and rules.
 
     ``concurrency`` bounds the source calls in flight over all batches; ``pipeline`` is how
-    many claimed batches may be in flight at once.
+    many claimed batches may be in flight at once. With ``store_in_thread`` each batch is
+    stored and detected on a database thread of the run's own (one batch at a time), so the
+    event loop keeps sending and reading requests while a statement waits on a database
+    server; worth it for PostgreSQL, where the driver waits on the network, not for
+    SQLite, whose work is all in-process CPU.
     """
 
     engine: Engine
@@ -116,6 +121,7 @@ class Poller:
     lease: timedelta = timedelta(minutes=2)
     concurrency: int = 64
     pipeline: int = 3
+    store_in_thread: bool = False
     health: ProviderHealth = field(default_factory=ProviderHealth)
 
     async def run_once(
@@ -139,6 +145,11 @@ class Poller:
         in_flight: set[asyncio.Task[None]] = set()
         batches_left = max_batches
         error: BaseException | None = None
+        database = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="poll-store")
+            if self.store_in_thread
+            else None
+        )
         try:
             while True:
                 while error is None and batches_left and len(in_flight) < self.pipeline:
@@ -149,7 +160,7 @@ class Poller:
                     batches_left = batches_left - 1 if claimed else 0
                     if not claimed:
                         break
-                    work = self._process(claimed, now, gate, stats, on_batch)
+                    work = self._process(claimed, now, gate, database, stats, on_batch)
                     in_flight.add(asyncio.create_task(work))
                 if not in_flight:
                     break
@@ -160,6 +171,8 @@ class Poller:
         finally:
             if in_flight:  # cancelled from outside: let claimed batches finish their store
                 await asyncio.gather(*in_flight, return_exceptions=True)
+            if database is not None:
+                database.shutdown(wait=True)  # a store already started always finishes
         if error is not None:
             raise error
         return stats
@@ -177,14 +190,20 @@ class Poller:
         claimed: list[ClaimedShipment],
         now: datetime,
         gate: asyncio.Semaphore,
+        database: Executor | None,
         total: PollStats,
         on_batch: Callable[[PollStats], None] | None,
     ) -> None:
         """Track one claimed batch, store the answers and detect on the orders that changed."""
         results = await self._track_all(claimed, gate)
-        # no await below: the store and detection of one batch never interleave with another's
         stats = PollStats(claimed=len(claimed))
-        self._store(claimed, results, now, stats)
+        # the store and detection of one batch never interleave with another's: inline there
+        # is no await inside, and the database thread takes one batch at a time
+        if database is None:
+            self._store(claimed, results, now, stats)
+        else:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(database, self._store, claimed, results, now, stats)
         total.add(stats)
         if on_batch is not None:
             on_batch(stats)
