@@ -86,11 +86,10 @@ def test_postgresql_array_literals_read_back_exactly() -> None:
 
 def test_reader_turns_session_utc_zones_into_utc() -> None:
     """Times in psycopg's Etc/UTC session zone come back as datetime.UTC, the same instant."""
-    reader = orders_repo._Reader("postgresql")
     value = datetime(2026, 11, 26, 10, 0, tzinfo=ZoneInfo("Etc/UTC"))
-    got = reader.time(value)
+    got = orders_repo._utc(value)
     assert got.tzinfo is UTC and got == value
-    shanghai = reader.time(datetime(2026, 11, 26, 18, 0, tzinfo=SHANGHAI))
+    shanghai = orders_repo._utc(datetime(2026, 11, 26, 18, 0, tzinfo=SHANGHAI))
     assert shanghai.tzinfo is UTC and shanghai.hour == 10
 
 

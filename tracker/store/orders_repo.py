@@ -57,7 +57,7 @@ _shipment_facts = frozen_builder(ShipmentFacts)
 _order_facts = frozen_builder(OrderFacts)
 _buyer_row = frozen_builder(BuyerRow)
 _order_context = frozen_builder(OrderContext)
-# TrackingEvent.__post_init__ only rejects naive times: _Reader.time always gives aware UTC
+# TrackingEvent.__post_init__ only rejects naive times: _utc always gives aware UTC
 _tracking_event = frozen_builder(TrackingEvent, skip_post_init=True)
 
 
@@ -300,23 +300,9 @@ def _utc(value: Any) -> datetime:
 class _Reader:
     """Turns driver rows into domain objects, sharing repeated places and statuses."""
 
-    def __init__(self, dialect: str) -> None:
-        self.sqlite = dialect == "sqlite"
+    def __init__(self) -> None:
         self.locations: dict[tuple[str | None, ...], Location] = {}
         self.addresses: dict[tuple[str | None, ...], Address] = {}
-
-    time = staticmethod(_utc)
-
-    def maybe_time(self, value: Any) -> datetime | None:
-        """:meth:`time`, passing ``None`` through."""
-        return None if value is None else _utc(value)
-
-    def location(self, key: tuple[str | None, ...]) -> Location:
-        """One shared :class:`Location` per distinct (country, province, city, district)."""
-        found = self.locations.get(key)
-        if found is None:
-            found = self.locations[key] = Location(*key)
-        return found
 
     def origin(self, province: str, city: str) -> Address:
         """One shared origin :class:`Address` per (province, city): shops ship from few."""
@@ -360,7 +346,7 @@ def load_order_contexts(
         return []
     dialect = conn.dialect.name
     sql = _SQL["postgresql" if dialect == "postgresql" else "sqlite"]
-    reader = _Reader(dialect)
+    reader = _Reader()
     if dialect == "postgresql":
 
         def run(name: str, ids: list[int]) -> list[tuple[Any, ...]]:
