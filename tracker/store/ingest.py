@@ -26,6 +26,7 @@ from carriers.model import (
 )
 from tracker.domain.schedule import next_poll_after_error, next_poll_after_success
 from tracker.store.shipments_repo import ClaimedShipment, IngestOutcome, dedupe_keys
+from tracker.store.sql import driver_cursor
 from tracker.store.tables import shipments, tracking_events
 from tracker.store.types import sqlite_utc_text
 
@@ -123,10 +124,7 @@ class _Driver:
 
     def pg_cursor(self) -> Any:
         """The psycopg cursor of this connection, inside its SQLAlchemy transaction."""
-        if not self.conn.in_transaction():
-            # a raw statement must not run outside the transaction the caller commits
-            self.conn.begin()
-        return self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        return driver_cursor(self.conn)
 
     def stored_keys(self, ids: list[int]) -> dict[int, set[str]]:
         """The dedupe keys already stored for these parcels."""

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from carriers.model import Location, Problem, Status, TrackingEvent
 from tracker.domain.model import Address, Order, OrderFacts, ShipmentFacts, frozen_builder
+from tracker.store.sql import driver_cursor
 from tracker.store.tables import buyers, order_items, orders, shipments, tickets
 from tracker.store.types import sqlite_utc_text
 
@@ -320,9 +321,7 @@ def driver_rows(conn: Connection, sql: str, params: Any) -> list[tuple[Any, ...]
     which the detection loaders read by the thousand per batch. ``sql`` and ``params`` are
     in the driver's own style (``?`` for SQLite, ``%(name)s`` for psycopg).
     """
-    if not conn.in_transaction():
-        conn.begin()  # the unit of work's BEGIN (IMMEDIATE on SQLite), as SQLAlchemy would
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = driver_cursor(conn)
     try:
         cursor.execute(sql, params)
         rows: list[tuple[Any, ...]] = cursor.fetchall()

@@ -11,7 +11,19 @@ from sqlalchemy.engine import Connection
 
 from tracker.errors import NotFoundError
 
-__all__ = ["claim_rows", "insert_ignore", "requeue"]
+__all__ = ["claim_rows", "driver_cursor", "insert_ignore", "requeue"]
+
+
+def driver_cursor(conn: Connection) -> Any:
+    """The driver's own cursor on ``conn``, inside the connection's SQLAlchemy transaction.
+
+    For hot paths that send fixed SQL and read plain tuples without SQLAlchemy's per-row
+    work. A transaction is begun first if none is, as SQLAlchemy would (with the unit of
+    work's BEGIN IMMEDIATE on SQLite), so the statement commits or rolls back with the rest.
+    """
+    if not conn.in_transaction():
+        conn.begin()
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
 
 def insert_ignore(
