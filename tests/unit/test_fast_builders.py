@@ -15,7 +15,7 @@ from tracker.domain.model import Address, ExceptionKind, OrderFacts, ShipmentFac
 from tracker.domain.policy import Allowance, Policy, paused_deadline
 from tracker.domain.rules_context import Parcel
 from tracker.domain.rules_timing import standing_lost_report
-from tracker.store import orders_repo
+from tracker.store import orders_repo, sql
 from tracker.store.uow import make_engine
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -79,9 +79,9 @@ def test_paused_deadline_matches_a_plainly_built_allowance() -> None:
 def test_postgresql_array_literals_read_back_exactly() -> None:
     """bigint[], boolean[] and timestamptz[] literals as the store sends them."""
     at = datetime(2026, 11, 26, 18, 0, 0, 1, tzinfo=SHANGHAI)
-    assert orders_repo._pg_ints([3, 1, 20]) == "{3,1,20}"
-    assert orders_repo._pg_bools([True, False]) == "{t,f}"
-    assert orders_repo._pg_times([at, None]) == '{"2026-11-26T18:00:00.000001+08:00",NULL}'
+    assert sql.pg_int_array([3, 1, 20]) == "{3,1,20}"
+    assert sql.pg_bool_array([True, False]) == "{t,f}"
+    assert sql.pg_time_array([at, None]) == '{"2026-11-26T18:00:00.000001+08:00",NULL}'
 
 
 def test_reader_turns_session_utc_zones_into_utc() -> None:
@@ -179,7 +179,7 @@ def test_driver_rows_run_inside_the_connections_transaction() -> None:
     engine = make_engine("sqlite://")
     with engine.connect() as conn:
         assert not conn.in_transaction()
-        rows = orders_repo.driver_rows(conn, "SELECT ?, 'a' UNION ALL SELECT 2, 'b'", (1,))
+        rows = sql.driver_rows(conn, "SELECT ?, 'a' UNION ALL SELECT 2, 'b'", (1,))
         assert rows == [(1, "a"), (2, "b")]
         assert all(type(r) is tuple for r in rows)
         assert conn.in_transaction()

@@ -13,14 +13,13 @@ from sqlalchemy.engine import Connection
 
 from carriers.model import Location, Problem, Status, TrackingEvent
 from tracker.domain.model import Address, Order, OrderFacts, ShipmentFacts, frozen_builder
-from tracker.store.sql import driver_cursor
+from tracker.store.sql import driver_rows, pg_bool_array, pg_int_array, pg_time_array
 from tracker.store.tables import buyers, order_items, orders, shipments, tickets
 from tracker.store.types import sqlite_utc_text
 
 __all__ = [
     "BuyerRow",
     "OrderContext",
-    "driver_rows",
     "iter_due_order_pks",
     "load_order_contexts",
     "make_active_orders_due",
@@ -314,22 +313,6 @@ class _Reader:
         return found
 
 
-def driver_rows(conn: Connection, sql: str, params: Any) -> list[tuple[Any, ...]]:
-    """Run a read in the connection's transaction on the driver's own cursor: plain tuples.
-
-    SQLAlchemy's ``Row`` objects cost more to make and to unpack than the driver's tuples,
-    which the detection loaders read by the thousand per batch. ``sql`` and ``params`` are
-    in the driver's own style (``?`` for SQLite, ``%(name)s`` for psycopg).
-    """
-    cursor = driver_cursor(conn)
-    try:
-        cursor.execute(sql, params)
-        rows: list[tuple[Any, ...]] = cursor.fetchall()
-    finally:
-        cursor.close()
-    return rows
-
-
 def load_order_contexts(
     conn: Connection, order_pks: Iterable[int], *, lock: bool = False
 ) -> list[OrderContext]:
@@ -349,7 +332,7 @@ def load_order_contexts(
     if dialect == "postgresql":
 
         def run(name: str, ids: list[int]) -> list[tuple[Any, ...]]:
-            return driver_rows(conn, sql[name], {"ids": _pg_ints(ids)})
+            return driver_rows(conn, sql[name], {"ids": pg_int_array(ids)})
 
     else:
 
@@ -492,24 +475,6 @@ _STORE_SCHEDULE = {
 }
 
 
-# Arrays go to PostgreSQL as text literals cast in the statement (``%(ids)s::bigint[]``):
-# psycopg's list dumper inspects and converts every element in Python, which cost more
-# than the statements themselves at a few hundred orders per batch.
-def _pg_ints(values: Iterable[int]) -> str:
-    """``{1,2,3}``: a bigint[] literal."""
-    return "{" + ",".join(map(str, values)) + "}"
-
-
-def _pg_bools(values: Iterable[bool]) -> str:
-    """``{t,f}``: a boolean[] literal."""
-    return "{" + ",".join("t" if v else "f" for v in values) + "}"
-
-
-def _pg_times(values: Iterable[datetime | None]) -> str:
-    """``{"2026-11-26T10:00:00+08:00",NULL}``: a timestamptz[] literal (aware times, exact)."""
-    return "{" + ",".join("NULL" if v is None else f'"{v.isoformat()}"' for v in values) + "}"
-
-
 def still_active(ctx: OrderContext, has_open_ticket: bool) -> bool:
     """The ``active`` flag :func:`refresh_active_flags` would compute, from what was loaded.
 
@@ -536,9 +501,9 @@ def store_schedules(
             _STORE_SCHEDULE["postgresql"],
             {
                 "now": now,
-                "ids": _pg_ints(pk for pk, _, _ in rows),
-                "active": _pg_bools(active for _, active, _ in rows),
-                "next": _pg_times(at for _, _, at in rows),
+                "ids": pg_int_array(pk for pk, _, _ in rows),
+                "active": pg_bool_array(active for _, active, _ in rows),
+                "next": pg_time_array(at for _, _, at in rows),
             },
         )
         return

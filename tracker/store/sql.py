@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,16 @@ from sqlalchemy.engine import Connection
 
 from tracker.errors import NotFoundError
 
-__all__ = ["claim_rows", "driver_cursor", "insert_ignore", "requeue"]
+__all__ = [
+    "claim_rows",
+    "driver_cursor",
+    "driver_rows",
+    "insert_ignore",
+    "pg_bool_array",
+    "pg_int_array",
+    "pg_time_array",
+    "requeue",
+]
 
 
 def driver_cursor(conn: Connection) -> Any:
@@ -24,6 +34,40 @@ def driver_cursor(conn: Connection) -> Any:
     if not conn.in_transaction():
         conn.begin()
     return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+def driver_rows(conn: Connection, sql: str, params: Any) -> list[tuple[Any, ...]]:
+    """Run a read in the connection's transaction on the driver's own cursor: plain tuples.
+
+    SQLAlchemy's ``Row`` objects cost more to make and to unpack than the driver's tuples,
+    which the detection loaders read by the thousand per batch. ``sql`` and ``params`` are
+    in the driver's own style (``?`` for SQLite, ``%(name)s`` for psycopg).
+    """
+    cursor = driver_cursor(conn)
+    try:
+        cursor.execute(sql, params)
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    finally:
+        cursor.close()
+    return rows
+
+
+# Arrays go to PostgreSQL as text literals cast in the statement (``%(ids)s::bigint[]``):
+# psycopg's list dumper inspects and converts every element in Python, which cost more
+# than the statements themselves at a few hundred orders per batch.
+def pg_int_array(values: Iterable[int]) -> str:
+    """``{1,2,3}``: a bigint[] literal."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def pg_bool_array(values: Iterable[bool]) -> str:
+    """``{t,f}``: a boolean[] literal."""
+    return "{" + ",".join("t" if v else "f" for v in values) + "}"
+
+
+def pg_time_array(values: Iterable[datetime | None]) -> str:
+    """``{"2026-11-26T10:00:00+08:00",NULL}``: a timestamptz[] literal (aware times, exact)."""
+    return "{" + ",".join("NULL" if v is None else f'"{v.isoformat()}"' for v in values) + "}"
 
 
 def insert_ignore(

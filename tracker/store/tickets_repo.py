@@ -14,8 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from tracker.domain.model import frozen_builder
-from tracker.store.orders_repo import driver_rows
-from tracker.store.sql import insert_ignore
+from tracker.store.sql import driver_rows, insert_ignore, pg_int_array
 from tracker.store.tables import alerts, notices, ticket_log, tickets
 from tracker.store.types import utc_from_db
 
@@ -84,8 +83,7 @@ def open_tickets_by_order(
     if not pks:
         return found
     if conn.dialect.name == "postgresql":
-        # a bigint[] literal: psycopg's list dumper costs more per id than the query
-        ids = "{" + ",".join(map(str, pks)) + "}"
+        ids = pg_int_array(pks)
         rows = driver_rows(conn, _OPEN_TICKETS_SQL["postgresql"], {"ids": ids})
     else:
         rows = driver_rows(conn, _OPEN_TICKETS_SQL["sqlite"], (json.dumps(pks),))
