@@ -7,15 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from tests.conftest import pg_base_url
+from tests.conftest import empty_pg_database
 from tests.e2e.daemon_helpers import (
     Daemon,
     execute,
@@ -38,19 +35,8 @@ REPLICAS = 3
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A brand-new, empty PostgreSQL database (migrated by the test itself)."""
-    base = pg_base_url()
-    if not base:
-        pytest.skip("PostgreSQL: set TRACKER_TEST_PG_URL to run")
-    name = f"tracker_scale_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with empty_pg_database("tracker_scale") as url:
+        yield url
 
 
 def test_postgresql_three_replicas_poll_each_parcel_once_and_send_each_notice_once(
