@@ -31,7 +31,7 @@ _exact_shape = _EXACT.fullmatch
 
 def parse_china_time(value: object) -> datetime | None:
     """A ``"2026-09-11 09:00:00"``-style China local time as an aware datetime, else ``None``."""
-    if type(value) is not str and not isinstance(value, str):
+    if not isinstance(value, str):
         return None
     text = value.strip()
     if not text:

@@ -28,7 +28,7 @@ from tracker.domain.schedule import next_poll_after_error, next_poll_after_succe
 from tracker.store.shipments_repo import ClaimedShipment, IngestOutcome, dedupe_keys
 from tracker.store.sql import driver_cursor
 from tracker.store.tables import shipments, tracking_events
-from tracker.store.types import sqlite_utc_text
+from tracker.store.types import utc_param
 
 __all__ = ["merged_status", "save_pushed_result", "save_result", "save_results"]
 
@@ -114,13 +114,7 @@ class _Driver:
 
     def ts(self, value: datetime | None) -> Any:
         """A time as this backend's driver takes it (naive datetimes are refused)."""
-        if value is None:
-            return None
-        if self.lite:
-            return sqlite_utc_text(value)
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime cannot be stored: {value!r}")
-        return value  # psycopg sends the instant; the column is TIMESTAMPTZ
+        return utc_param(value, self.conn.dialect.name)
 
     def pg_cursor(self) -> Any:
         """The psycopg cursor of this connection, inside its SQLAlchemy transaction."""
