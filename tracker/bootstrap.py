@@ -17,6 +17,7 @@ from carriers.registry import load_factories
 from carriers.transport import SharedClient
 from tracker.domain.policy import Policy
 from tracker.errors import ConfigError
+from tracker.eventloop import loop_factory
 from tracker.notify.base import AlertSender, BuyerChannel
 from tracker.notify.quiet import QuietHours
 from tracker.notify.templates import NoticeTemplates
@@ -188,6 +189,21 @@ class App:
             grouping=self.settings.alerts.grouping,
             shop_name=self.settings.shop.name,
         )
+
+    def preload(self) -> None:
+        """Load now what the daemon's jobs would load on first use; bad options raise here.
+
+        A service should fail at start-up, not at its first poll: this builds the
+        configured tracking sources once (importing their provider plugins, which load the
+        gazetteer, and checking their options), the dispatcher with its channels, senders
+        and templates, and the event loop implementation. It also takes that one-off work
+        out of the first poll, which then runs at the same speed as every later one. The
+        sources are discarded: their shared HTTP client is only created on first use.
+        """
+        self.build_sources()
+        self.dispatcher  # noqa: B018 - cached; builds channels, alert senders, templates
+        self.detector  # noqa: B018
+        loop_factory()
 
     def uow(self) -> UnitOfWork:
         """A new unit of work on the store."""

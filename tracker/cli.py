@@ -225,8 +225,12 @@ def run(
     if now is not None and not once:
         _fail("--now only makes sense with --once", 2)
     application = _open(now, daemon_lock=True)
-    application.dispatcher  # noqa: B018 - bad templates or provider options fail at start-up
-    application.templates  # noqa: B018
+    try:
+        application.preload()  # bad provider, channel or template options fail at start-up
+    except ConfigError as exc:
+        if _state.lock is not None:
+            _state.lock.release()
+        _fail(str(exc), 1)
     from tracker.daemon import run_daemon, run_once, startup_heap_frozen  # noqa: PLC0415
 
     try:

@@ -190,3 +190,25 @@ def test_demo_runs_and_writes_report(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "工单 tickets" in result.stdout and "买家通知" in result.stdout
     assert (tmp_path / "demo" / "daily-report.html").is_file()
+
+
+@pytest.mark.parametrize("once", [True, False], ids=["once", "daemon"])
+def test_run_refuses_bad_provider_options_at_start_up(tmp_path: Path, once: bool) -> None:
+    """`run` exits 1 before any job, naming the key, when a tracking source is misconfigured."""
+    config = tmp_path / "tracker.toml"
+    database = tmp_path / "tracker.db"
+    config.write_text(
+        f"""
+timezone = "Asia/Shanghai"
+[database]
+url = "sqlite:///{database}"
+[carriers.kuaidi100]
+customer = "C1"
+couriers = ["*"]
+""",
+        encoding="utf-8",
+    )
+    result = tracker(config, "run", *(["--once"] if once else []))
+    assert result.returncode == 1
+    assert "error: carriers.kuaidi100.key: required" in result.stderr
+    assert "poll" not in result.stdout  # no job ran, so no cycle summary either
