@@ -99,6 +99,9 @@ def summarize(out: dict[str, Any]) -> dict[str, Any]:
             head["polls_per_s"] = round(polled / wall, 1)
             head["cpu_us_per_poll"] = round(_sum(cycles, "run_cpu_s") / polled * 1e6, 1)
             head["cpu_us_per_poll_poll_job"] = round(_sum(cycles, "poll_cpu_s") / polled * 1e6, 1)
+            after_start = [c["phases"].get("run_once", {}).get("cpu_s") for c in cycles]
+            if all(after_start):
+                head["cpu_us_per_poll_after_start"] = round(sum(after_start) / polled * 1e6, 1)
             process_cpu = sum(c["process"]["cpu_s"] for c in cycles)
             head["cpu_us_per_poll_whole_process"] = round(process_cpu / polled * 1e6, 1)
             cycle_wall = _sum(cycles, "run_wall_s")

@@ -168,6 +168,8 @@ def _instrument(watch: Stopwatch) -> list[str]:
     try:
         jobs = importlib.import_module("tracker.daemon.jobs")
         targets.append((jobs.Jobs, "_detect_pass", "detect_pass", None))
+        # the CLI imports run_once from the package when it calls it: from start-up's end on
+        targets.append((importlib.import_module("tracker.daemon"), "run_once", "run_once", None))
     except ImportError:
         pass
     for owner, attr, name, count in targets:
