@@ -286,4 +286,6 @@ class HttpSource:
                 )
                 return self.failed(query, error)
 
+        if len(queries) == 1:  # one-number providers: a task per query would be pure cost
+            return [await guarded(queries[0])]
         return list(await asyncio.gather(*(guarded(q) for q in queries)))
