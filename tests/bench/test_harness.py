@@ -167,3 +167,24 @@ def test_toy_run_end_to_end_on_sqlite(tmp_path: Path) -> None:
     assert result["polls_per_s"] > 0 and result["peak_rss_mb"] > 0
     assert result["details"]["live"]["detect"]["completed"]
     assert result["report_s"] > 0 and result["stalled_query_p95_ms"] >= 0
+
+
+def test_ceiling_is_the_mean_of_the_runs_bracketing_the_poll_stage() -> None:
+    """With a bare-client run before and after the pipeline, the ratio uses their mean."""
+    cycle = {
+        "polled": 1000, "poll_wall_s": 1.0, "poll_cpu_s": 0.8, "run_cpu_s": 0.9,
+        "run_wall_s": 1.1, "process": {"cpu_s": 1.5, "maxrss_mb": 100.0},
+        "phases": {"run_once": {"cpu_s": 0.85}},
+    }  # fmt: skip
+    out = {
+        "ceiling": {"aiohttp": {"requests_per_s": 1800.0}},
+        "ceiling_after": {"aiohttp": {"requests_per_s": 2200.0}},
+        "poll": {"cycles": [cycle]},
+    }
+    head = run.summarize(out)
+    assert head["ceiling_polls_per_s"] == 2000.0
+    assert head["ceiling_polls_per_s_before_after"] == [1800.0, 2200.0]
+    assert head["polls_per_s"] == 1000.0 and head["ratio_to_ceiling"] == 0.5
+    assert head["cpu_us_per_poll"] == 900.0 and head["cpu_us_per_poll_after_start"] == 850.0
+    del out["ceiling_after"]
+    assert run.summarize(out)["ceiling_polls_per_s"] == 1800.0
