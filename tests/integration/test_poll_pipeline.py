@@ -173,15 +173,64 @@ def test_store_thread_stores_every_batch_off_the_event_loop(
         threads.add(threading.get_ident())
         original(claimed, results, now, stats)
 
+    original_claim = poller._claim
+    claim_threads: set[int] = set()
+
+    def claim(now):  # type: ignore[no-untyped-def]
+        claim_threads.add(threading.get_ident())
+        return original_claim(now)
+
     monkeypatch.setattr(poller, "_store", store)
+    monkeypatch.setattr(poller, "_claim", claim)
     loop_thread = threading.get_ident()
     stats = asyncio.run(poller.run_once(NOW))
     assert stats.ok == PARCELS and stats.new_events == PARCELS
-    assert len(threads) == 1
+    assert len(threads) == 1 and len(claim_threads) == 1
     assert (loop_thread in threads) is not store_in_thread
+    # claims get a thread of their own: never queued behind a store
+    assert (loop_thread in claim_threads) is not store_in_thread
+    assert not store_in_thread or not claim_threads & threads
     with engine.connect() as conn:
         scans = conn.execute(select(func.count()).select_from(tracking_events)).scalar_one()
     assert scans == PARCELS
+
+
+def test_a_claim_under_way_when_the_run_is_cancelled_is_given_back(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled while a claim runs on its thread, the run releases what that claim leased."""
+    source = SlowSource()
+    app = _app(engine, source, batch_size=PARCELS, pipeline=1)
+    _seed(app, source)
+    poller = app.poller(SourceRouter(app.build_sources()))
+    poller.store_in_thread = True
+    original = poller._claim
+    started, go_on = threading.Event(), threading.Event()
+
+    def claim(now):  # type: ignore[no-untyped-def]
+        started.set()
+        go_on.wait(10)
+        return original(now)
+
+    monkeypatch.setattr(poller, "_claim", claim)
+
+    async def cancel_during_the_claim() -> None:
+        run = asyncio.create_task(poller.run_once(NOW))
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+        run.cancel()
+        await asyncio.sleep(0)  # the run takes the cancellation while its claim still waits
+        go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+    asyncio.run(cancel_during_the_claim())
+    with engine.connect() as conn:
+        held = conn.execute(
+            select(func.count()).select_from(shipments).where(shipments.c.claimed_by.is_not(None))
+        ).scalar_one()
+        total = conn.execute(select(func.count()).select_from(shipments)).scalar_one()
+    assert started.is_set() and total == PARCELS
+    assert held == 0 and source.calls == []
 
 
 def test_bootstrap_stores_in_a_thread_on_postgresql_only(engine: Engine) -> None:

@@ -107,10 +107,11 @@ class Poller:
 
     ``concurrency`` bounds the source calls in flight over all batches; ``pipeline`` is how
     many claimed batches may be in flight at once. With ``store_in_thread`` each batch is
-    stored and detected on a database thread of the run's own (one batch at a time), so the
-    event loop keeps sending and reading requests while a statement waits on a database
-    server; worth it for PostgreSQL, where the driver waits on the network, not for
-    SQLite, whose work is all in-process CPU.
+    stored and detected on a database thread of the run's own (one batch at a time), and
+    claims run on a second one, so the event loop keeps sending and reading requests while
+    a statement waits on a database server (a claim never queues behind a store); worth it
+    for PostgreSQL, where the driver waits on the network, not for SQLite, whose work is
+    all in-process CPU.
     """
 
     engine: Engine
@@ -145,18 +146,20 @@ class Poller:
         in_flight: set[asyncio.Task[None]] = set()
         batches_left = max_batches
         error: BaseException | None = None
-        database = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="poll-store")
-            if self.store_in_thread
-            else None
-        )
+        database = claims = None
+        if self.store_in_thread:
+            database = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poll-store")
+            claims = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poll-claim")
         try:
             while True:
                 while error is None and batches_left and len(in_flight) < self.pipeline:
                     if stop is not None and stop():
                         batches_left = 0
                         break
-                    claimed = self._claim(now)
+                    if claims is None:
+                        claimed = self._claim(now)
+                    else:
+                        claimed = await self._claim_in(claims, now)
                     batches_left = batches_left - 1 if claimed else 0
                     if not claimed:
                         break
@@ -173,6 +176,8 @@ class Poller:
                 await asyncio.gather(*in_flight, return_exceptions=True)
             if database is not None:
                 database.shutdown(wait=True)  # a store already started always finishes
+            if claims is not None:
+                claims.shutdown(wait=True)
         if error is not None:
             raise error
         return stats
@@ -184,6 +189,27 @@ class Poller:
             )
             uow.commit()
         return claimed
+
+    async def _claim_in(self, claims: Executor, now: datetime) -> list[ClaimedShipment]:
+        """:meth:`_claim` on the claim thread; a run cancelled meanwhile gives the parcels back.
+
+        The claim's statement cannot be stopped halfway, so on cancellation it is waited for
+        and what it leased is released at once rather than left until the lease expires.
+        """
+        loop = asyncio.get_running_loop()
+        claiming = loop.run_in_executor(claims, self._claim, now)
+        try:
+            return await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            claimed = await claiming
+            if claimed:
+                await loop.run_in_executor(claims, self._release, claimed)
+            raise
+
+    def _release(self, claimed: list[ClaimedShipment]) -> None:
+        with UnitOfWork(self.engine) as uow:
+            shipments_repo.release_claims(uow.conn, [item.id for item in claimed])
+            uow.commit()
 
     async def _process(
         self,
