@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
@@ -14,6 +15,7 @@ from carriers.model import Status, TrackingQuery, TrackingResult
 from tests.conftest import at
 from tests.fakes import ScriptedSource, make_order
 from tracker.bootstrap import App
+from tracker.domain.model import ShipmentRecord
 from tracker.notify.base import DryRunAlertSender, DryRunChannel
 from tracker.service.poll import PollStats, SourceRouter
 from tracker.settings import DatabaseConfig, PollConfig, Settings
@@ -120,7 +122,7 @@ def test_a_failing_batch_lets_the_others_finish_then_raises(
         if not doomed:  # the first batch to come back fails
             doomed.extend(c.tracking_number for c in claimed)
             raise RuntimeError("disk full")
-        original(claimed, results, now, stats)
+        return original(claimed, results, now, stats)
 
     monkeypatch.setattr(poller, "_store", store)
     with pytest.raises(RuntimeError, match="disk full"):
@@ -160,7 +162,7 @@ def test_stop_ends_claiming_and_each_batch_is_reported(engine: Engine) -> None:
 def test_store_thread_stores_every_batch_off_the_event_loop(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, store_in_thread: bool
 ) -> None:
-    """With ``store_in_thread`` every batch is stored on one other thread, with the same result."""
+    """With ``store_in_thread`` claims, stores and detections each run on a thread of their own."""
     source = SlowSource()
     app = _app(engine, source, batch_size=2, pipeline=3)
     _seed(app, source)
@@ -171,7 +173,7 @@ def test_store_thread_stores_every_batch_off_the_event_loop(
 
     def store(claimed, results, now, stats):  # type: ignore[no-untyped-def]
         threads.add(threading.get_ident())
-        original(claimed, results, now, stats)
+        return original(claimed, results, now, stats)
 
     original_claim = poller._claim
     claim_threads: set[int] = set()
@@ -180,19 +182,56 @@ def test_store_thread_stores_every_batch_off_the_event_loop(
         claim_threads.add(threading.get_ident())
         return original_claim(now)
 
+    original_detect = poller._detect
+    detect_threads: set[int] = set()
+
+    def detect(touched, now, stats):  # type: ignore[no-untyped-def]
+        detect_threads.add(threading.get_ident())
+        original_detect(touched, now, stats)
+
     monkeypatch.setattr(poller, "_store", store)
     monkeypatch.setattr(poller, "_claim", claim)
+    monkeypatch.setattr(poller, "_detect", detect)
     loop_thread = threading.get_ident()
     stats = asyncio.run(poller.run_once(NOW))
     assert stats.ok == PARCELS and stats.new_events == PARCELS
-    assert len(threads) == 1 and len(claim_threads) == 1
-    assert (loop_thread in threads) is not store_in_thread
-    # claims get a thread of their own: never queued behind a store
-    assert (loop_thread in claim_threads) is not store_in_thread
-    assert not store_in_thread or not claim_threads & threads
+    assert stats.detect.orders == PARCELS  # every order's parcel got its first scan
+    assert len(threads) == len(claim_threads) == len(detect_threads) == 1
+    for used in (threads, claim_threads, detect_threads):
+        assert (loop_thread in used) is not store_in_thread
+    if store_in_thread:  # one thread each: a claim never queues behind a store, nor a store
+        assert len(threads | claim_threads | detect_threads) == 3  # behind a detection
     with engine.connect() as conn:
         scans = conn.execute(select(func.count()).select_from(tracking_events)).scalar_one()
     assert scans == PARCELS
+
+
+def test_orders_split_over_batches_store_and_detect_without_waiting_on_each_other(
+    engine: Engine,
+) -> None:
+    """Parcels of one order in different batches: stores overlap detections, all complete."""
+    source = SlowSource()
+    app = _app(engine, source, batch_size=1, pipeline=3)
+    orders = []
+    for i in range(PARCELS // 2):
+        order = make_order(f"S{i}", PAID, tracking_number=f"YT72000000{i:02d}", shipped_at=PAID)
+        second = ShipmentRecord("yto", f"YT73000000{i:02d}", PAID)
+        orders.append(replace(order, shipments=(*order.shipments, second)))
+        for record in (*order.shipments, second):
+            source.scan(record.tracking_number, at("2026-09-11 18:00"), Status.PICKED_UP, "已揽收")
+    with app.uow() as uow:
+        orders_repo.upsert_orders(uow.conn, orders, PAID)
+        uow.commit()
+    poller = app.poller(SourceRouter(app.build_sources()))
+    poller.store_in_thread = True
+    stats = asyncio.run(poller.run_once(NOW))
+    assert stats.claimed == stats.ok == PARCELS and stats.new_events == PARCELS
+    assert stats.detect.orders == PARCELS and stats.detect.failed == 0
+    with engine.connect() as conn:
+        picked = conn.execute(
+            select(func.count()).select_from(shipments).where(shipments.c.status == "picked_up")
+        ).scalar_one()
+    assert picked == PARCELS
 
 
 def test_a_claim_under_way_when_the_run_is_cancelled_is_given_back(

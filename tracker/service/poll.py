@@ -106,12 +106,13 @@ class Poller:
     """Claims due parcels in batches and runs each through its source, store and rules.
 
     ``concurrency`` bounds the source calls in flight over all batches; ``pipeline`` is how
-    many claimed batches may be in flight at once. With ``store_in_thread`` each batch is
-    stored and detected on a database thread of the run's own (one batch at a time), and
-    claims run on a second one, so the event loop keeps sending and reading requests while
-    a statement waits on a database server (a claim never queues behind a store); worth it
-    for PostgreSQL, where the driver waits on the network, not for SQLite, whose work is
-    all in-process CPU.
+    many claimed batches may be in flight at once. With ``store_in_thread`` the database
+    work runs on three threads of the run's own, one each for claims, stores and
+    detections (each takes one batch at a time), so the event loop keeps sending and
+    reading requests while a statement waits on a database server, and a batch's store
+    overlaps the previous batch's detection; worth it for PostgreSQL, where the driver
+    waits on the network, not for SQLite, whose work is all in-process CPU (and whose
+    writers take turns on one file lock).
     """
 
     engine: Engine
@@ -146,10 +147,14 @@ class Poller:
         in_flight: set[asyncio.Task[None]] = set()
         batches_left = max_batches
         error: BaseException | None = None
-        database = claims = None
+        database: tuple[ThreadPoolExecutor, ThreadPoolExecutor] | None = None
+        claims: ThreadPoolExecutor | None = None
         if self.store_in_thread:
-            database = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poll-store")
             claims = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poll-claim")
+            database = (
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="poll-store"),
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="poll-detect"),
+            )
         try:
             while True:
                 while error is None and batches_left and len(in_flight) < self.pipeline:
@@ -174,10 +179,10 @@ class Poller:
         finally:
             if in_flight:  # cancelled from outside: let claimed batches finish their store
                 await asyncio.gather(*in_flight, return_exceptions=True)
-            if database is not None:
-                database.shutdown(wait=True)  # a store already started always finishes
-            if claims is not None:
-                claims.shutdown(wait=True)
+            # a store or detection already started always finishes
+            for executor in (claims, *(database or ())):
+                if executor is not None:
+                    executor.shutdown(wait=True)
         if error is not None:
             raise error
         return stats
@@ -216,20 +221,26 @@ class Poller:
         claimed: list[ClaimedShipment],
         now: datetime,
         gate: asyncio.Semaphore,
-        database: Executor | None,
+        database: tuple[Executor, Executor] | None,
         total: PollStats,
         on_batch: Callable[[PollStats], None] | None,
     ) -> None:
         """Track one claimed batch, store the answers and detect on the orders that changed."""
         results = await self._track_all(claimed, gate)
         stats = PollStats(claimed=len(claimed))
-        # the store and detection of one batch never interleave with another's: inline there
-        # is no await inside, and the database thread takes one batch at a time
+        # a batch is stored, then detected; stores never interleave with each other, nor
+        # detections: inline there is no await between them, and each thread takes one
+        # batch at a time. A store may overlap another batch's detection: they write
+        # disjoint tables (scans and parcels; orders, tickets and outbox) and take no lock
+        # the other waits for (see _detect)
         if database is None:
-            self._store(claimed, results, now, stats)
+            touched = self._store(claimed, results, now, stats)
+            self._detect(touched, now, stats)
         else:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(database, self._store, claimed, results, now, stats)
+            stores, detections = database
+            touched = await loop.run_in_executor(stores, self._store, claimed, results, now, stats)
+            await loop.run_in_executor(detections, self._detect, touched, now, stats)
         total.add(stats)
         if on_batch is not None:
             on_batch(stats)
@@ -240,7 +251,8 @@ class Poller:
         results: list[TrackingResult],
         now: datetime,
         stats: PollStats,
-    ) -> None:
+    ) -> set[int]:
+        """Store a batch's answers and commit; returns the orders whose parcels changed."""
         touched: set[int] = set()
         with UnitOfWork(self.engine) as uow:
             pairs = list(zip(claimed, results, strict=True))
@@ -264,6 +276,16 @@ class Poller:
                     # unchanged parcels wait for the periodic pass (time-based rules)
                     touched.add(item.order_pk)
             uow.commit()
+        return touched
+
+    def _detect(self, touched: set[int], now: datetime, stats: PollStats) -> None:
+        """Run the rules on the orders a store touched (``Detector.run`` commits).
+
+        It locks the orders' rows and writes orders, tickets and the outbox; a store writes
+        scans and parcels only and locks no order row (a parcel update that keeps its
+        order key takes no lock on the order), so the two never wait for each other.
+        """
+        with UnitOfWork(self.engine) as uow:
             stats.detect.add(self.detector.run(uow, touched, now))
 
     async def _track_all(
