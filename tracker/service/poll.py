@@ -285,6 +285,8 @@ class Poller:
         scans and parcels only and locks no order row (a parcel update that keeps its
         order key takes no lock on the order), so the two never wait for each other.
         """
+        if not touched:  # nothing changed: no connection to take from the pool either
+            return
         with UnitOfWork(self.engine) as uow:
             stats.detect.add(self.detector.run(uow, touched, now))
 
