@@ -169,8 +169,17 @@ class App:
             lease=timedelta(seconds=poll.lease_s),
             concurrency=poll.concurrency,
             pipeline=poll.pipeline,
-            store_in_thread=self.engine.dialect.name == "postgresql",
+            store_in_thread=self.database_threads,
         )
+
+    @property
+    def database_threads(self) -> bool:
+        """Whether database work should overlap on threads of its own (PostgreSQL only).
+
+        A server does the statements' work in its own processes while our threads wait
+        without the GIL; SQLite works inside our process and takes one writer at a time.
+        """
+        return self.engine.dialect.name == "postgresql"
 
     @cached_property
     def dispatcher(self) -> Dispatcher:

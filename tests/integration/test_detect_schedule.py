@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from tracker.domain import rules
 from tracker.domain.rules_schedule import stable_evidence
 from tracker.notify.base import DryRunAlertSender, DryRunChannel
 from tracker.service.cycle import run_cycle
-from tracker.service.detect import SCHEDULE_STATE_KEY
+from tracker.service.detect import SCHEDULE_STATE_KEY, Detector
 from tracker.settings import DatabaseConfig, Settings
 from tracker.store import orders_repo, runtime_repo, shipments_repo
 from tracker.store.tables import notices, orders, ticket_log, tickets
@@ -385,3 +386,29 @@ def test_pass_in_small_batches_checks_every_due_order_once(engine: Engine) -> No
         assert list(orders_repo.iter_due_order_pks(conn, now[0])) == []
         opened = conn.execute(select(tickets.c.id)).all()
     assert len(opened) == stats.opened
+
+
+def test_pass_with_a_helper_connection_splits_batches_over_two_threads(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a helper unit of work, batches alternate between two threads, each order once."""
+    now = [START + HOUR * 50]
+    app = _seed(engine, ClockedSource(now), now)
+    threads: list[str] = []
+    real_run = Detector.run
+
+    def run(self: Detector, uow: Any, pks: Any, at: datetime) -> Any:
+        threads.append(threading.current_thread().name)
+        return real_run(self, uow, pks, at)
+
+    monkeypatch.setattr(Detector, "run", run)
+    with app.uow() as uow, app.uow() as helper:
+        stats = app.detector.run_due(uow, now[0], 3, helper=helper)
+    assert stats.orders == 4 * len(FATES) and stats.opened > 0 and stats.failed == 0
+    assert len(threads) == -(-stats.orders // 3)  # one call per batch of 3
+    assert any(t.startswith("detect-pass") for t in threads)
+    assert threading.current_thread().name in threads
+    with engine.connect() as conn:
+        assert list(orders_repo.iter_due_order_pks(conn, now[0])) == []
+        opened = conn.execute(select(tickets.c.order_pk, tickets.c.kind)).all()
+    assert len(opened) == len(set(opened)) == stats.opened

@@ -15,6 +15,7 @@ import contextvars
 import dataclasses
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
@@ -129,13 +130,15 @@ class Jobs:
             if not held:
                 return JobResult("skipped: another replica is running it", worked=False)
             now = self.app.clock()
-            with self.app.uow() as uow:
+            with self.app.uow() as uow, ExitStack() as extra:
+                helper = extra.enter_context(self.app.uow()) if self.app.database_threads else None
                 total = self.app.detector.run_due(
                     uow,
                     now,
                     _DETECT_BATCH,
                     should_stop=self.state.should_stop,
                     on_batch=lambda _stats: self.state.touch("detect"),
+                    helper=helper,
                 )
             metrics.record_detect(total)
             _accumulate(self.detect_totals, total)
