@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -181,24 +181,20 @@ class Detector:
                 add(self.run(uow, pks, now))
             uow.commit()
             return total
+        # leaving the block waits for the helper's batch, also when this thread failed
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect-pass") as side:
             aside: Future[DetectStats] | None = None
-            try:
-                for pks in orders_repo.iter_due_order_pks(uow.conn, now, batch):
-                    if should_stop is not None and should_stop():
-                        break
-                    if aside is None:
-                        aside = side.submit(self.run, helper, pks, now)
-                        continue
-                    add(self.run(uow, pks, now))
-                    add(aside.result())
-                    aside = None
-                if aside is not None:
-                    add(aside.result())
-                    aside = None
-            finally:
-                if aside is not None:  # this thread failed: the other batch still finishes
-                    wait([aside])
+            for pks in orders_repo.iter_due_order_pks(uow.conn, now, batch):
+                if should_stop is not None and should_stop():
+                    break
+                if aside is None:
+                    aside = side.submit(self.run, helper, pks, now)
+                    continue
+                add(self.run(uow, pks, now))
+                add(aside.result())
+                aside = None
+            if aside is not None:
+                add(aside.result())
         uow.commit()
         return total
 
