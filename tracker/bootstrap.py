@@ -202,12 +202,12 @@ class App:
     def preload(self) -> None:
         """Load now what the daemon's jobs would load on first use; bad options raise here.
 
-        A service should fail at start-up, not at its first poll: this builds the
-        configured tracking sources once (importing their provider plugins, which load the
-        gazetteer, and checking their options), the dispatcher with its channels, senders
-        and templates, and the event loop implementation. It also takes that one-off work
-        out of the first poll, which then runs at the same speed as every later one. The
-        sources are discarded: their shared HTTP client is only created on first use.
+        Builds the configured tracking sources once (importing their provider plugins,
+        which load the gazetteer, and checking their options), the dispatcher with its
+        channels, senders and templates, the detector and the event loop implementation,
+        before the daemon starts its loop and freezes its start-up heap (so what they
+        import is frozen with it). The sources are discarded: their shared HTTP client is
+        only created on first use.
         """
         self.build_sources()
         self.dispatcher  # noqa: B018 - cached; builds channels, alert senders, templates

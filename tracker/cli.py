@@ -230,7 +230,7 @@ def run(
     except ConfigError as exc:
         if _state.lock is not None:
             _state.lock.release()
-        _fail(str(exc), 1)
+        _fail(str(exc), 2)
     from tracker.daemon import run_daemon, run_once, startup_heap_frozen  # noqa: PLC0415
 
     try:

@@ -194,7 +194,7 @@ def test_demo_runs_and_writes_report(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("once", [True, False], ids=["once", "daemon"])
 def test_run_refuses_bad_provider_options_at_start_up(tmp_path: Path, once: bool) -> None:
-    """`run` exits 1 before any job, naming the key, when a tracking source is misconfigured."""
+    """`run` exits 2 (bad input) before any job, naming the key, for a misconfigured source."""
     config = tmp_path / "tracker.toml"
     database = tmp_path / "tracker.db"
     config.write_text(
@@ -209,6 +209,6 @@ couriers = ["*"]
         encoding="utf-8",
     )
     result = tracker(config, "run", *(["--once"] if once else []))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "error: carriers.kuaidi100.key: required" in result.stderr
     assert "poll" not in result.stdout  # no job ran, so no cycle summary either
