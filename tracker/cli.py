@@ -225,15 +225,13 @@ def run(
     if now is not None and not once:
         _fail("--now only makes sense with --once", 2)
     application = _open(now, daemon_lock=True)
-    try:
-        application.preload()  # bad provider, channel or template options fail at start-up
-    except ConfigError as exc:
-        if _state.lock is not None:
-            _state.lock.release()
-        _fail(str(exc), 2)
     from tracker.daemon import run_daemon, run_once, startup_heap_frozen  # noqa: PLC0415
 
     try:
+        try:
+            application.preload()  # bad provider, channel or template options fail at start-up
+        except ConfigError as exc:
+            _fail(str(exc), 2)
         with startup_heap_frozen():
             if once:
                 code, summary = run_once(application)

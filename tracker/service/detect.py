@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -174,25 +175,28 @@ class Detector:
             if on_batch is not None:
                 on_batch(stats)
 
-        if helper is None:
-            for pks in orders_repo.iter_due_order_pks(uow.conn, now, batch):
-                if should_stop is not None and should_stop():
-                    break
-                add(self.run(uow, pks, now))
-            uow.commit()
-            return total
         # leaving the block waits for the helper's batch, also when this thread failed
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect-pass") as side:
+        with ExitStack() as stack:
+            offload: Callable[[list[int], datetime], Future[DetectStats]] | None = None
+            if helper is not None:
+                pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect-pass")
+                side, other = stack.enter_context(pool), helper
+
+                def on_helper(pks: list[int], at: datetime) -> Future[DetectStats]:
+                    return side.submit(self.run, other, pks, at)
+
+                offload = on_helper
             aside: Future[DetectStats] | None = None
             for pks in orders_repo.iter_due_order_pks(uow.conn, now, batch):
                 if should_stop is not None and should_stop():
                     break
-                if aside is None:
-                    aside = side.submit(self.run, helper, pks, now)
+                if offload is not None and aside is None:
+                    aside = offload(pks, now)
                     continue
                 add(self.run(uow, pks, now))
-                add(aside.result())
-                aside = None
+                if aside is not None:
+                    add(aside.result())
+                    aside = None
             if aside is not None:
                 add(aside.result())
         uow.commit()
