@@ -191,6 +191,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cycles", type=int, default=2)
     parser.add_argument("--batch-size", type=int, help="[poll] batch_size for the tracker")
     parser.add_argument("--poll-concurrency", type=int, help="[poll] concurrency")
+    parser.add_argument("--pipeline", type=int, help="[poll] pipeline (claim batches in flight)")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     defaults = Shares()
     parser.add_argument("--stalled", type=float, default=defaults.stalled)
@@ -245,10 +246,11 @@ def main(argv: list[str] | None = None) -> int:
         cycles=args.cycles,
         batch_size=args.batch_size,
         poll_concurrency=args.poll_concurrency,
+        pipeline=args.pipeline,
         profile_dir=args.profile,
         keep=args.keep,
     )
-    concurrency = effective_concurrency(args.batch_size, args.poll_concurrency)
+    concurrency = effective_concurrency(args.batch_size, args.poll_concurrency, args.pipeline)
     stages = {s.strip() for s in args.stages.split(",") if s.strip()}
     out: dict[str, Any] = {"loadavg": {"start": os.getloadavg()}}
     failed = False
@@ -284,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             "concurrency": concurrency,
             "batch_size": args.batch_size,
             "poll_concurrency": args.poll_concurrency,
+            "pipeline": args.pipeline,
             "latency_ms": args.latency_ms,
             "shares": dataclasses.asdict(shares),
             "python": platform.python_version(),

@@ -68,6 +68,7 @@ class Bench:
     cycles: int = 2
     batch_size: int | None = None
     poll_concurrency: int | None = None
+    pipeline: int | None = None
     profile_dir: Path | None = None
     keep: bool = False
     notes: list[str] = field(default_factory=list)
@@ -96,6 +97,8 @@ class Bench:
             poll.append(f"batch_size = {self.batch_size}")
         if self.poll_concurrency is not None:
             poll.append(f"concurrency = {self.poll_concurrency}")
+        if self.pipeline is not None:
+            poll.append(f"pipeline = {self.pipeline}")
         text = "\n".join(
             [
                 'timezone = "Asia/Shanghai"',
@@ -122,10 +125,12 @@ class Bench:
         return path
 
 
-def effective_concurrency(batch_size: int | None, poll_concurrency: int | None) -> int:
+def effective_concurrency(
+    batch_size: int | None, poll_concurrency: int | None, pipeline: int | None = None
+) -> int:
     """Requests the tracker can have in flight: batches, chunks x batch size, connections."""
     defaults = PollConfig()
-    claimed = (batch_size or defaults.batch_size) * defaults.pipeline
+    claimed = (batch_size or defaults.batch_size) * (pipeline or defaults.pipeline)
     chunks = poll_concurrency or defaults.concurrency
     return min(claimed, chunks * Kuaidi100Source.max_batch, DEFAULT_MAX_CONNECTIONS)
 

@@ -152,7 +152,7 @@ def test_toy_run_end_to_end_on_sqlite(tmp_path: Path) -> None:
     code = run.main(
         [
             "--toy", "--db", "sqlite", "--stages", "poll,live", "--cycles", "1",
-            "--workdir", str(tmp_path), "--json", str(out),
+            "--pipeline", "2", "--workdir", str(tmp_path), "--json", str(out),
         ]
     )  # fmt: skip
     assert code == 0
@@ -167,6 +167,10 @@ def test_toy_run_end_to_end_on_sqlite(tmp_path: Path) -> None:
     assert result["polls_per_s"] > 0 and result["peak_rss_mb"] > 0
     assert result["details"]["live"]["detect"]["completed"]
     assert result["report_s"] > 0 and result["stalled_query_p95_ms"] >= 0
+    # the tracker ran with the pipeline asked for
+    assert result["pipeline"] == 2
+    (config,) = tmp_path.rglob("poll.toml")
+    assert "pipeline = 2" in config.read_text().splitlines()
 
 
 def test_ceiling_is_the_mean_of_the_runs_bracketing_the_poll_stage() -> None:
