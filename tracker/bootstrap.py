@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -26,6 +27,7 @@ from tracker.service.dispatch import Dispatcher
 from tracker.service.poll import Poller, SourceRouter
 from tracker.settings import Settings
 from tracker.store import migrate
+from tracker.store.checkpoint import BACKSTOP_PAGES, background_checkpoints
 from tracker.store.uow import UnitOfWork, make_engine
 
 __all__ = ["App", "Clock", "build_app", "fixed_clock", "system_clock"]
@@ -56,13 +58,19 @@ class App:
     channels_override: Mapping[str, BuyerChannel] | None = None
     alert_senders_override: Mapping[str, AlertSender] | None = None
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    # the daemon checkpoints a SQLite log on a thread of its own (see background_checkpoints)
+    sqlite_checkpoint_thread: bool = False
 
     @cached_property
     def engine(self) -> Engine:
         """The database engine."""
         if self.engine_override is not None:
             return self.engine_override
-        return make_engine(self.settings.database.url, echo=self.settings.database.echo)
+        return make_engine(
+            self.settings.database.url,
+            echo=self.settings.database.echo,
+            wal_autocheckpoint=BACKSTOP_PAGES if self.sqlite_checkpoint_thread else None,
+        )
 
     @cached_property
     def policy(self) -> Policy:
@@ -213,6 +221,19 @@ class App:
         self.dispatcher  # noqa: B018 - cached; builds channels, alert senders, templates
         self.detector  # noqa: B018
         loop_factory()
+
+    @contextmanager
+    def background_checkpoints(self) -> Iterator[None]:
+        """Within the block, a SQLite file's log is checkpointed on a thread, not by commits.
+
+        Only with ``sqlite_checkpoint_thread`` (the daemon sets it), whose engine leaves the
+        checkpoints to that thread; otherwise, and on PostgreSQL, it does nothing.
+        """
+        if not self.sqlite_checkpoint_thread:
+            yield
+            return
+        with background_checkpoints(self.engine):
+            yield
 
     def uow(self) -> UnitOfWork:
         """A new unit of work on the store."""

@@ -111,7 +111,10 @@ def _open(now: str | None = None, *, migrate: bool = True, daemon_lock: bool = F
     settings = _settings()
     configure_logging(verbose=_state.verbose)
     at = _parse_now(now, settings)
-    application = build_app(settings, clock=fixed_clock(at) if at else None)
+    # the daemon (with its lock) checkpoints SQLite off its event loop; see tracker run
+    application = build_app(
+        settings, clock=fixed_clock(at) if at else None, sqlite_checkpoint_thread=daemon_lock
+    )
     if daemon_lock:  # before migrating: a second daemon must not touch the database at all
         _state.lock = _take_daemon_lock(application)
     if migrate:
@@ -232,7 +235,7 @@ def run(
             application.preload()  # bad provider, channel or template options fail at start-up
         except ConfigError as exc:
             _fail(str(exc), 2)
-        with startup_heap_frozen():
+        with startup_heap_frozen(), application.background_checkpoints():
             if once:
                 code, summary = run_once(application)
                 typer.echo(summary)

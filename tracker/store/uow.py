@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -14,8 +15,13 @@ __all__ = ["UnitOfWork", "make_engine"]
 _WRITER = "tracker_unit_of_work"
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine tuned for the backend: WAL and a busy timeout on SQLite, pooled PostgreSQL."""
+def make_engine(url: str, *, echo: bool = False, wal_autocheckpoint: int | None = None) -> Engine:
+    """An engine tuned for the backend: WAL and a busy timeout on SQLite, pooled PostgreSQL.
+
+    ``wal_autocheckpoint`` sets SQLite's log size (in pages) at which a committing writer
+    checkpoints by itself; leave it ``None`` (SQLite's 1,000) unless something else
+    checkpoints (:mod:`tracker.store.checkpoint`).
+    """
     if url.startswith("sqlite"):
         kwargs: dict[str, Any] = {"connect_args": {"timeout": 30}}
         if url in ("sqlite://", "sqlite:///:memory:"):
@@ -23,6 +29,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             kwargs["connect_args"]["check_same_thread"] = False
         engine = create_engine(url, echo=echo, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        if wal_autocheckpoint is not None:
+            event.listen(engine, "connect", partial(_sqlite_autocheckpoint, wal_autocheckpoint))
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)
@@ -37,6 +45,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_autocheckpoint(pages: int, dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
     cur.close()
 
 
