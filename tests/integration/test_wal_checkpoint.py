@@ -5,10 +5,13 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
+from structlog.testing import capture_logs
 
 from tracker.bootstrap import build_app
 from tracker.settings import DatabaseConfig, Settings
@@ -86,20 +89,31 @@ def test_checkpoint_thread_copies_the_log_into_the_database_file(tmp_path: Path)
         engine.dispose()
 
 
-def test_a_failing_checkpoint_is_logged_and_retried_and_the_thread_stops(tmp_path: Path) -> None:
-    """A database the thread cannot open counts failures, retries each tick and still stops."""
-    checkpointer = WalCheckpointer(str(tmp_path / "missing-dir" / "t.db"), interval_s=0.01)
-    checkpointer.start()
-    try:
-        deadline = threading.Event()
-        for _ in range(200):
-            if checkpointer.failures >= 3:
-                break
-            deadline.wait(0.01)
-    finally:
-        checkpointer.stop()
-    assert checkpointer.failures >= 3
-    assert checkpointer.checkpoints == 0
+def _wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_failing_checkpoints_are_retried_and_logged_once_until_they_recover(
+    tmp_path: Path,
+) -> None:
+    """Failures are retried each tick, logged once per run of them, and the thread recovers."""
+    folder = tmp_path / "not-yet"
+    checkpointer = WalCheckpointer(str(folder / "t.db"), interval_s=0.01)
+    with capture_logs() as logs:
+        checkpointer.start()
+        try:
+            _wait_until(lambda: checkpointer.failures >= 3)
+            folder.mkdir()  # now the database can be opened
+            _wait_until(lambda: checkpointer.checkpoints >= 1)
+        finally:
+            checkpointer.stop()
+    events = [entry["event"] for entry in logs]
+    assert events.count("wal_checkpoint_failed") == 1
+    (recovered,) = [entry for entry in logs if entry["event"] == "wal_checkpoint_recovered"]
+    assert recovered["failed"] >= 3
 
 
 def test_memory_databases_and_servers_get_no_checkpoint_thread() -> None:

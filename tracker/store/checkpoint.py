@@ -43,8 +43,9 @@ def sqlite_file(engine: Engine) -> str | None:
 class WalCheckpointer:
     """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` on ``path`` every ``interval_s`` on its thread.
 
-    A failing checkpoint is logged and retried at the next tick; the thread never dies of
-    one. ``stop()`` runs a last checkpoint, so the log a stopping daemon leaves is short.
+    A failing checkpoint is retried at the next tick; the thread never dies of one. The
+    first failure of a run of them is logged, and so is the recovery (not every tick).
+    ``stop()`` runs a last checkpoint, so the log a stopping daemon leaves is short.
     """
 
     def __init__(self, path: str, interval_s: float = 0.5) -> None:
@@ -52,6 +53,7 @@ class WalCheckpointer:
         self.interval_s = interval_s
         self.checkpoints = 0
         self.failures = 0
+        self._failing = 0  # consecutive failures, for logging the first and the recovery
         # the last checkpoint's (busy, frames in the log, frames of it in the database)
         self.last_result: tuple[int, int, int] | None = None
         self._stopping = threading.Event()
@@ -85,14 +87,20 @@ class WalCheckpointer:
         """One checkpoint on ``conn`` (opened if needed); returns the connection to reuse."""
         try:
             if conn is None:
-                conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+                uri = self.path.startswith("file:")  # as SQLAlchemy passes a URI filename
+                conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, uri=uri)
             row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:
             self.failures += 1
-            _log.warning("wal_checkpoint_failed", database=self.path, error=str(exc))
+            self._failing += 1
+            if self._failing == 1:
+                _log.warning("wal_checkpoint_failed", database=self.path, error=str(exc))
             if conn is not None:
                 conn.close()  # a fresh connection next time, in case this one is the problem
             return None
+        if self._failing:
+            _log.info("wal_checkpoint_recovered", database=self.path, failed=self._failing)
+            self._failing = 0
         self.checkpoints += 1
         self.last_result = (int(row[0]), int(row[1]), int(row[2])) if row else None
         return conn
