@@ -28,7 +28,7 @@ from tracker.service.poll import Poller, SourceRouter
 from tracker.settings import Settings
 from tracker.store import migrate
 from tracker.store.checkpoint import BACKSTOP_PAGES, background_checkpoints
-from tracker.store.uow import UnitOfWork, make_engine
+from tracker.store.uow import UnitOfWork, make_engine, sqlite_file
 
 __all__ = ["App", "Clock", "build_app", "fixed_clock", "system_clock"]
 
@@ -66,10 +66,13 @@ class App:
         """The database engine."""
         if self.engine_override is not None:
             return self.engine_override
+        url = self.settings.database.url
+        # the writers leave checkpoints to background_checkpoints' thread, if it will run
+        leave = self.sqlite_checkpoint_thread and sqlite_file(url) is not None
         return make_engine(
-            self.settings.database.url,
+            url,
             echo=self.settings.database.echo,
-            wal_autocheckpoint=BACKSTOP_PAGES if self.sqlite_checkpoint_thread else None,
+            wal_autocheckpoint=BACKSTOP_PAGES if leave else None,
         )
 
     @cached_property

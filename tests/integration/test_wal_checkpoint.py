@@ -15,13 +15,8 @@ from structlog.testing import capture_logs
 
 from tracker.bootstrap import build_app
 from tracker.settings import DatabaseConfig, Settings
-from tracker.store.checkpoint import (
-    BACKSTOP_PAGES,
-    WalCheckpointer,
-    background_checkpoints,
-    sqlite_file,
-)
-from tracker.store.uow import UnitOfWork, make_engine
+from tracker.store.checkpoint import BACKSTOP_PAGES, WalCheckpointer, background_checkpoints
+from tracker.store.uow import UnitOfWork, make_engine, sqlite_file
 
 _PAGE = 4096
 _ROW = "x" * 3000  # about one page per row
@@ -120,9 +115,11 @@ def test_memory_databases_and_servers_get_no_checkpoint_thread() -> None:
     """Only a SQLite file has a log to checkpoint; the context is a no-op otherwise."""
     memory = make_engine("sqlite://")
     server = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert sqlite_file("sqlite:///data/t.db") == "data/t.db"
+    assert sqlite_file("sqlite:///file:t.db?mode=ro&uri=true") is None
     try:
         for engine in (memory, server):
-            assert sqlite_file(engine) is None
+            assert sqlite_file(engine.url) is None
             with background_checkpoints(engine) as checkpointer:
                 assert checkpointer is None
     finally:

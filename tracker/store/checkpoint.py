@@ -23,21 +23,13 @@ from contextlib import contextmanager
 import structlog
 from sqlalchemy.engine import Engine
 
-__all__ = ["BACKSTOP_PAGES", "WalCheckpointer", "background_checkpoints", "sqlite_file"]
+from tracker.store.uow import sqlite_file
+
+__all__ = ["BACKSTOP_PAGES", "WalCheckpointer", "background_checkpoints"]
 
 _log = structlog.get_logger("tracker.store")
 
 BACKSTOP_PAGES = 10_000  # ~40 MB of log at 4 KiB pages before a writer checkpoints itself
-
-
-def sqlite_file(engine: Engine) -> str | None:
-    """The file behind a SQLite engine; ``None`` for an in-memory database or a server."""
-    if engine.dialect.name != "sqlite":
-        return None
-    database = engine.url.database
-    if not database or database == ":memory:" or database.startswith("file::memory:"):
-        return None
-    return database
 
 
 class WalCheckpointer:
@@ -87,8 +79,7 @@ class WalCheckpointer:
         """One checkpoint on ``conn`` (opened if needed); returns the connection to reuse."""
         try:
             if conn is None:
-                uri = self.path.startswith("file:")  # as SQLAlchemy passes a URI filename
-                conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, uri=uri)
+                conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
             row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:
             self.failures += 1
@@ -116,7 +107,7 @@ def background_checkpoints(
     (``make_engine(url, wal_autocheckpoint=BACKSTOP_PAGES)``); with the default threshold
     the writers would still checkpoint themselves whenever a burst outran the thread.
     """
-    path = sqlite_file(engine)
+    path = sqlite_file(engine.url)
     if path is None:
         yield None
         return

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from tracker.errors import TrackerError
 from tracker.store.tables import alerts, notices, shipments
+from tracker.store.uow import sqlite_file
 
 __all__ = [
     "AlreadyRunningError",
@@ -86,12 +87,8 @@ class DaemonLock:
 
 def daemon_lock_for(engine: Engine) -> DaemonLock | None:
     """The lock a daemon on this database must hold: a file lock for SQLite files, else None."""
-    if engine.dialect.name != "sqlite":
-        return None
-    database = engine.url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return DaemonLock(Path(database).resolve())
+    database = sqlite_file(engine.url)
+    return None if database is None else DaemonLock(Path(database).resolve())
 
 
 def advisory_key(name: str) -> int:

@@ -7,12 +7,23 @@ from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["UnitOfWork", "make_engine"]
+__all__ = ["UnitOfWork", "make_engine", "sqlite_file"]
 
 _WRITER = "tracker_unit_of_work"
+
+
+def sqlite_file(url: URL | str) -> str | None:
+    """The file of a SQLite database URL; ``None`` for memory, URI filenames and servers."""
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
 
 
 def make_engine(url: str, *, echo: bool = False, wal_autocheckpoint: int | None = None) -> Engine:
