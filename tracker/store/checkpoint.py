@@ -3,7 +3,7 @@
 In WAL mode a commit appends the changed pages to the ``-wal`` file; a *checkpoint* copies
 them back into the database file and fsyncs it. By default SQLite makes the writer whose
 commit takes the log past 1,000 pages do that work, inside its commit. In the daemon that
-writer is the event loop, so every request in flight waits for the copy and the fsync: ~5 %
+writer is the event loop, so every request in flight waits for the copy and the fsync: 5–8 %
 of poll throughput in the benchmark, and a stall as long as the disk's fsync on a slow one.
 
 The daemon instead checkpoints every half second on a thread with its own connection (the
