@@ -185,6 +185,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stages", default="ceiling,poll,live")
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     parser.add_argument("--profile", type=Path, help="record py-spy profiles of tracker runs here")
+    parser.add_argument(
+        "--profile-gil", action="store_true", help="with --profile: sample only the GIL's holder"
+    )
     parser.add_argument("--poll-shipments", type=int)
     parser.add_argument("--live-shipments", type=int)
     parser.add_argument("--detect-deadline", type=float)
@@ -248,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         poll_concurrency=args.poll_concurrency,
         pipeline=args.pipeline,
         profile_dir=args.profile,
+        profile_gil=args.profile_gil,
         keep=args.keep,
     )
     concurrency = effective_concurrency(args.batch_size, args.poll_concurrency, args.pipeline)

@@ -26,7 +26,15 @@ from tracker.settings import PollConfig
 from tracker.store.tables import alerts, notices, orders, tickets, tracking_events
 from tracker.store.uow import make_engine
 
-__all__ = ["Bench", "Sizes", "effective_concurrency", "stage_ceiling", "stage_live", "stage_poll"]
+__all__ = [
+    "Bench",
+    "Sizes",
+    "effective_concurrency",
+    "profiled",
+    "stage_ceiling",
+    "stage_live",
+    "stage_poll",
+]
 
 CUSTOMER, KEY = "BENCHCUSTOMER", "benchkey"
 
@@ -70,6 +78,7 @@ class Bench:
     poll_concurrency: int | None = None
     pipeline: int | None = None
     profile_dir: Path | None = None
+    profile_gil: bool = False
     keep: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -85,7 +94,7 @@ class Bench:
         if self.profile_dir and spy:
             self.profile_dir.mkdir(parents=True, exist_ok=True)
             out = self.profile_dir / f"{self.db}-{name}.speedscope.json"
-            cmd = [spy, "record", "--format", "speedscope", "-r", "250", "-o", str(out), "--", *cmd]
+            cmd = profiled(spy, out, cmd, gil=self.profile_gil)
         elif self.profile_dir and not spy:
             self.notes.append("--profile: py-spy not found, ran without profiling")
         return run_child(name, cmd, timeout_s=timeout_s, log_dir=self.logs)
@@ -123,6 +132,16 @@ class Bench:
         path = self.workdir / f"{name}.toml"
         path.write_text(text, encoding="utf-8")
         return path
+
+
+def profiled(spy: str, out: Path, cmd: list[str], *, gil: bool = False) -> list[str]:
+    """``cmd`` under ``py-spy record`` (speedscope, 250 Hz); ``gil``: only the GIL's holder.
+
+    Sampling the GIL's holder shows what the threads of a run compete for: with the
+    database on threads of their own, the event loop waits for the GIL, not for a core.
+    """
+    spy_args = [spy, "record", *(["--gil"] if gil else []), "--format", "speedscope"]
+    return [*spy_args, "-r", "250", "-o", str(out), "--", *cmd]
 
 
 def effective_concurrency(

@@ -22,6 +22,7 @@ from tests.bench.datagen import load_poll_set
 from tests.bench.fake_provider import FakeKuaidi100, build_app
 from tests.bench.live_set import load_live_set
 from tests.bench.scenario import PLACES, Fate, Shares, fate_of, number_for, route_for
+from tests.bench.stages import profiled
 from tests.bench.stalled import PROPOSED_INDEX, measure
 from tracker.store.tables import orders, shipments, tickets, tracking_events
 
@@ -192,3 +193,14 @@ def test_ceiling_is_the_mean_of_the_runs_bracketing_the_poll_stage() -> None:
     assert head["cpu_us_per_poll"] == 900.0 and head["cpu_us_per_poll_after_start"] == 850.0
     del out["ceiling_after"]
     assert run.summarize(out)["ceiling_polls_per_s"] == 1800.0
+
+
+def test_profiles_sample_every_thread_or_only_the_gils_holder() -> None:
+    """``--profile`` records every thread; ``--profile-gil`` adds py-spy's ``--gil``."""
+    cmd = ["python", "-m", "tests.bench.worker"]
+    out = Path("p.json")
+    every = profiled("py-spy", out, cmd)
+    gil = profiled("py-spy", out, cmd, gil=True)
+    assert every[:2] == ["py-spy", "record"] and "--gil" not in every
+    assert gil == [*every[:2], "--gil", *every[2:]]
+    assert every[every.index("--") + 1 :] == cmd
