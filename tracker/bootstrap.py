@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -225,18 +225,15 @@ class App:
         self.detector  # noqa: B018
         loop_factory()
 
-    @contextmanager
-    def background_checkpoints(self) -> Iterator[None]:
+    def background_checkpoints(self) -> AbstractContextManager[object]:
         """Within the block, a SQLite file's log is checkpointed on a thread, not by commits.
 
         Only with ``sqlite_checkpoint_thread`` (the daemon sets it), whose engine leaves the
         checkpoints to that thread; otherwise, and on PostgreSQL, it does nothing.
         """
         if not self.sqlite_checkpoint_thread:
-            yield
-            return
-        with background_checkpoints(self.engine):
-            yield
+            return nullcontext()
+        return background_checkpoints(self.engine)
 
     def uow(self) -> UnitOfWork:
         """A new unit of work on the store."""
